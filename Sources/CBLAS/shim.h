@@ -1,0 +1,2 @@
+// CBLAS shim: OpenBLAS's CBLAS interface plus its thread-count controls.
+#include <cblas.h>

@@ -1,0 +1,70 @@
+// Adam: the optimiser, in the standard form and in the seed's form.
+//
+// Both keep first and second moments m, v of every parameter (β1 = 0.9, β2 = 0.999, ε = 1e-8):
+//   m ← β1·m + (1−β1)·g,   v ← β2·v + (1−β2)·g²
+//   standard (`adam`):      p ← p − lr · m̂ / (√v̂ + ε),  m̂ = m / (1−β1^t), v̂ = v / (1−β2^t)
+//   seed (`adam-seed`):     p ← p − lr · m / (√v + ε)   (the notebook's update; no bias correction)
+// One loop over the flat parameter buffer; identical on every rank because the gradients are.
+
+/// Which Adam update to apply.
+public enum AdamVariant: String, Codable, CaseIterable, Sendable {
+    /// Bias-corrected Adam (Kingma & Ba), as PyTorch's torch.optim.Adam.
+    case adam
+    /// The seed notebook's update, without bias correction.
+    case adamSeed = "adam-seed"
+}
+
+/// Adam's state for a flat parameter buffer.
+public final class AdamState {
+    public let variant: AdamVariant
+    public let beta1: Float = 0.9
+    public let beta2: Float = 0.999
+    public let epsilon: Float = 1e-8
+    /// First moments, one per parameter.
+    public let m: Buffer<Float>
+    /// Second moments, one per parameter.
+    public let v: Buffer<Float>
+    /// Number of updates applied so far.
+    public var step: Int = 0
+
+    public init(parameterCount: Int, variant: AdamVariant) {
+        self.variant = variant
+        m = Buffer(count: parameterCount)
+        v = Buffer(count: parameterCount)
+    }
+
+    /// Clears the moments and the step count (a new learning rate of a sweep starts afresh).
+    public func reset() {
+        m.zero()
+        v.zero()
+        step = 0
+    }
+
+    /// Applies one update with learning rate `lr` to `params` from `grads` (first `m.count` entries).
+    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
+        step += 1
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        // Fold the bias corrections into the step size and ε: lr·m̂/(√v̂+ε) = a·m/(√v + ε') with
+        // a = lr·√(1−β2^t)/(1−β1^t) and ε' = ε·√(1−β2^t). Computed in Double once per step.
+        var a = Double(lr)
+        var e = Double(eps)
+        if variant == .adam {
+            let c1 = 1 - pow(Double(b1), Double(step))
+            let c2 = (1 - pow(Double(b2), Double(step))).squareRoot()
+            a = Double(lr) * c2 / c1
+            e = Double(eps) * c2
+        }
+        let (stepSize, epsHat) = (Float(a), Float(e))
+        let (mp, vp) = (m.pointer, v.pointer)
+        for i in 0..<m.count {
+            let g = grads[i]
+            let mi = b1 * mp[i] + (1 - b1) * g
+            let vi = b2 * vp[i] + (1 - b2) * (g * g)
+            mp[i] = mi
+            vp[i] = vi
+            params[i] -= stepSize * mi / (vi.squareRoot() + epsHat)
+        }
+    }
+}
+
+import Foundation

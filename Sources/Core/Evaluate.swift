@@ -1,0 +1,38 @@
+// Evaluate: a model's loss, accuracy, macro-F1 and confusion matrix on a data split, in
+// inference mode (running statistics, no dropout; the seed evaluated in training mode, a bug we
+// do not copy).
+//
+// The split is divided among the ranks in contiguous parts; each rank runs its part in chunks of
+// the network's capacity and the per-rank loss sums and confusion counts are summed with one
+// allreduce, so the result is the same for any number of ranks and every rank receives it.
+
+/// Evaluates `net` on all of `images`. Collective: every rank must call it.
+public func evaluate(_ net: Network, on images: LabeledImages, collective: Collective) throws -> Evaluation {
+    let classes = net.architecture.classCount
+    let part = shardRange(batch: images.count, rank: collective.rank, size: collective.size)
+    // [loss sum, confusion counts row-major]; Doubles count exactly up to 2^53.
+    let totals = Buffer<Double>(count: 1 + classes * classes)
+    let predictions = Buffer<Int32>(count: net.capacity)
+    var indices = [Int](repeating: 0, count: net.capacity)
+    var start = part.lowerBound
+    while start < part.upperBound {
+        let n = min(net.capacity, part.upperBound - start)
+        for i in 0..<n { indices[i] = start + i }
+        indices.withUnsafeBufferPointer { net.gather(images, indices: UnsafeBufferPointer(rebasing: $0[0..<n])) }
+        net.forwardInference(rows: n)
+        let tally = softmaxCrossEntropy(
+            logits: net.logits.pointer, labels: net.labels.pointer, rows: n, classes: classes,
+            gradScale: 0, dLogits: nil, predictions: predictions.pointer)
+        totals.pointer[0] += tally.lossSum
+        for i in 0..<n {
+            totals.pointer[1 + Int(net.labels.pointer[i]) * classes + Int(predictions.pointer[i])] += 1
+        }
+        start += n
+    }
+    try collective.allreduceSum(totals.all)
+    var confusion = ConfusionMatrix(classes: classes)
+    for t in 0..<classes {
+        for p in 0..<classes { confusion.counts[t][p] = Int(totals.pointer[1 + t * classes + p]) }
+    }
+    return Evaluation(loss: images.count == 0 ? 0 : totals.pointer[0] / Double(images.count), confusion: confusion)
+}

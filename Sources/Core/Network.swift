@@ -1,0 +1,315 @@
+// Network: the parameters, running statistics and activation buffers of one replica, and the
+// forward and backward passes of a data-parallel training step.
+//
+// A replica trains on its shard of the global minibatch. Its gradient buffer is laid out for one
+// fused allreduce: all parameter gradients (ParameterLayout order), then the shard's loss sum and
+// correct-prediction count, then (BatchNorm mode `local` only) each block's Σa and Σa² for merging
+// running statistics. Every buffer is allocated here, once; a step allocates nothing.
+//
+// This file is the orchestration of the layer kernels (Dense, Relu, BatchNorm, Dropout,
+// SoftmaxCrossEntropy); it is not an optimiser (Adam) nor a training loop (Trainer).
+
+/// How BatchNorm forms batch statistics when the batch is split across ranks.
+public enum BatchNormMode: String, Codable, CaseIterable, Sendable {
+    /// Statistics of the whole global batch (summed across ranks per layer): results do not depend
+    /// on the number of ranks. The default.
+    case sync
+    /// Each rank normalises with its own shard's statistics (PyTorch DDP's behaviour); running
+    /// statistics are still merged exactly across ranks.
+    case local
+}
+
+/// Where one rank's shard sits in the global minibatch, and which random numbers it uses.
+public struct StepContext: Sendable {
+    /// Size of the global minibatch (all ranks together).
+    public var globalBatch: Int
+    /// Position of this shard's first sample in the global minibatch.
+    public var firstRow: Int
+    /// Number of samples in this shard.
+    public var rows: Int
+    /// Key of this step's dropout masks: (seed, epoch, step); extended by the layer index.
+    public var dropoutKey: RandomKey
+    /// Keep probability of dropout (1 − drop probability).
+    public var keep: Float
+    public var batchNormMode: BatchNormMode
+
+    public init(globalBatch: Int, firstRow: Int, rows: Int, dropoutKey: RandomKey, keep: Float, batchNormMode: BatchNormMode) {
+        self.globalBatch = globalBatch
+        self.firstRow = firstRow
+        self.rows = rows
+        self.dropoutKey = dropoutKey
+        self.keep = keep
+        self.batchNormMode = batchNormMode
+    }
+}
+
+/// The contiguous rows of a global batch of `batch` samples that rank `rank` of `size` trains on:
+/// sizes differ by at most one, for any size ≤ batch.
+public func shardRange(batch: Int, rank: Int, size: Int) -> Range<Int> {
+    (rank * batch / size)..<((rank + 1) * batch / size)
+}
+
+// MARK: - Buffers of one hidden block
+
+/// Activation buffers of one hidden block (Dense → ReLU → BatchNorm → Dropout).
+final class BlockBuffers {
+    let width: Int
+    /// ReLU output = BatchNorm input [rows × width].
+    let a: Buffer<Float>
+    /// Normalised activations x̂, kept for the backward pass.
+    let xhat: Buffer<Float>
+    /// Block output, after BatchNorm and dropout; the next layer's input.
+    let out: Buffer<Float>
+    /// Dropout mask (0 or 1/keep), if the block has dropout.
+    let mask: Buffer<Float>?
+    /// Gradient with respect to the block output, then (in place) to its pre-activation.
+    let grad: Buffer<Float>
+    /// Per-feature batch moments and backward coefficients.
+    let mean: Buffer<Float>, variance: Buffer<Float>, invStd: Buffer<Float>, coefficients: Buffer<Float>
+    /// Per-feature sums (Σa, Σa²) forward and (Σdy, Σdy·x̂) backward, in Double.
+    let sums: Buffer<Double>, gradSums: Buffer<Double>
+
+    init(width: Int, capacity: Int, dropout: Bool) {
+        self.width = width
+        let n = capacity * width
+        a = Buffer(count: n)
+        xhat = Buffer(count: n)
+        out = Buffer(count: n)
+        mask = dropout ? Buffer(count: n) : nil
+        grad = Buffer(count: n)
+        mean = Buffer(count: width)
+        variance = Buffer(count: width)
+        invStd = Buffer(count: width)
+        coefficients = Buffer(count: 3 * width)
+        sums = Buffer(count: 2 * width)
+        gradSums = Buffer(count: 2 * width)
+    }
+}
+
+// MARK: - Network
+
+/// One replica of the model: parameters, gradients, running statistics and activations.
+public final class Network {
+    public let architecture: Architecture
+    public let layout: ParameterLayout
+    public let statsLayout: RunningStatsLayout
+    /// Rows the activation buffers hold (largest shard or evaluation chunk).
+    public let capacity: Int
+
+    /// All trainable parameters (ParameterLayout order).
+    public let parameters: Buffer<Float>
+    /// BatchNorm running means and variances (RunningStatsLayout order).
+    public let runningStats: Buffer<Float>
+    /// Fused reduction buffer: parameter gradients, then loss sum, correct count, BatchNorm sums.
+    public let gradients: Buffer<Float>
+
+    /// Offset in `gradients` of the shard's loss sum; the correct count follows it.
+    public var lossOffset: Int { layout.count }
+    /// Offset in `gradients` of block `l`'s Σa (then Σa²), used in BatchNorm mode `local`.
+    public func statisticsOffset(_ l: Int) -> Int { layout.count + 2 + statsLayout.mean[l] }
+
+    /// Input batch [capacity × inputWidth] (pixels scaled to [0, 1]) and labels.
+    public let input: Buffer<Float>
+    public let labels: Buffer<Int32>
+    /// Logits [capacity × classes] and their gradient.
+    public let logits: Buffer<Float>
+    let dLogits: Buffer<Float>
+    let blocks: [BlockBuffers]
+
+    public init(architecture: Architecture, capacity: Int) {
+        precondition(capacity > 0)
+        self.architecture = architecture
+        layout = ParameterLayout(architecture)
+        statsLayout = RunningStatsLayout(architecture)
+        self.capacity = capacity
+        parameters = Buffer(count: layout.count)
+        runningStats = Buffer(count: statsLayout.count)
+        gradients = Buffer(count: layout.count + 2 + statsLayout.count)
+        input = Buffer(count: capacity * architecture.inputWidth)
+        labels = Buffer(count: capacity)
+        logits = Buffer(count: capacity * architecture.classCount)
+        dLogits = Buffer(count: capacity * architecture.classCount)
+        blocks = (0..<architecture.blockCount).map {
+            BlockBuffers(width: architecture.hidden[$0], capacity: capacity, dropout: architecture.dropoutAfter[$0])
+        }
+        initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
+    }
+
+    /// Fresh He-initialised parameters and running statistics for `seed`.
+    public func reset(seed: UInt64) {
+        initializeParameters(parameters.all, layout: layout, seed: seed)
+        initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
+    }
+
+    /// The input of hidden block `l` (or of the head when `l == blockCount`).
+    func layerInput(_ l: Int) -> UnsafeMutablePointer<Float> {
+        l == 0 ? input.pointer : blocks[l - 1].out.pointer
+    }
+
+    // MARK: Training step
+
+    /// Forward pass in training mode over `ctx.rows` samples in `input`: batch statistics (global
+    /// ones in `sync` mode, summed across ranks), dropout masks, and in `sync` mode the running
+    /// statistics update.
+    public func forwardTrain(_ ctx: StepContext, collective: Collective) throws {
+        let n = ctx.rows
+        let p = parameters.pointer
+        let sync = ctx.batchNormMode == .sync
+        for (l, b) in blocks.enumerated() {
+            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
+            denseForward(x: layerInput(l), rows: n, weight: p + dense.weight, bias: p + dense.bias,
+                         fanIn: dense.fanIn, fanOut: w, y: b.a.pointer)
+            reluForward(b.a.pointer, count: n * w)
+            batchNormSums(b.a.pointer, rows: n, width: w, into: b.sums.pointer)
+            if sync {
+                try collective.allreduceSum(b.sums.all)
+            } else {
+                // Local statistics normalise this shard; their sums travel in the fused allreduce
+                // so that every rank can merge the running statistics exactly afterwards.
+                let tail = gradients.pointer + statisticsOffset(l)
+                for j in 0..<(2 * w) { tail[j] = Float(b.sums.pointer[j]) }
+            }
+            batchNormMoments(sums: b.sums.pointer, count: sync ? ctx.globalBatch : n, width: w,
+                             mean: b.mean.pointer, variance: b.variance.pointer, invStd: b.invStd.pointer)
+            if sync {
+                let r = runningStats.pointer
+                batchNormUpdateRunning(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
+                                       mean: b.mean.pointer, variance: b.variance.pointer, width: w)
+            }
+            batchNormNormalize(b.a.pointer, rows: n, width: w, mean: b.mean.pointer, invStd: b.invStd.pointer,
+                               scale: p + norm.scale, shift: p + norm.shift, xhat: b.xhat.pointer, y: b.out.pointer)
+            if let mask = b.mask {
+                dropoutMask(mask.pointer, rows: n, width: w, firstRow: ctx.firstRow, key: ctx.dropoutKey.with(l), keep: ctx.keep)
+                applyMask(b.out.pointer, mask: mask.pointer, count: n * w)
+            }
+        }
+        let head = layout.head
+        denseForward(x: layerInput(blocks.count), rows: n, weight: p + head.weight, bias: p + head.bias,
+                     fanIn: head.fanIn, fanOut: head.fanOut, y: logits.pointer)
+    }
+
+    /// Loss of the shard against `labels` and the gradient of the *global-batch mean* loss with
+    /// respect to the logits (scaled by 1 / globalBatch, so shards sum to the full gradient). Also
+    /// writes the loss sum and correct count into the fused buffer.
+    @discardableResult
+    public func lossAndGradient(_ ctx: StepContext) -> LossTally {
+        let tally = softmaxCrossEntropy(
+            logits: logits.pointer, labels: labels.pointer, rows: ctx.rows, classes: architecture.classCount,
+            gradScale: 1 / Float(ctx.globalBatch), dLogits: dLogits.pointer, predictions: nil)
+        gradients.pointer[lossOffset] = Float(tally.lossSum)
+        gradients.pointer[lossOffset + 1] = Float(tally.correct)
+        return tally
+    }
+
+    /// Backward pass from the logit gradient to every parameter gradient (this shard's part). In
+    /// `sync` mode each BatchNorm sums Σdy and Σdy·x̂ across ranks for its input gradient.
+    public func backward(_ ctx: StepContext, collective: Collective) throws {
+        let n = ctx.rows
+        let (p, g) = (parameters.pointer, gradients.pointer)
+        let head = layout.head
+        denseBackward(x: layerInput(blocks.count), dy: dLogits.pointer, rows: n, weight: p + head.weight,
+                      fanIn: head.fanIn, fanOut: head.fanOut, dWeight: g + head.weight, dBias: g + head.bias,
+                      dx: blocks.last?.grad.pointer)
+        for l in stride(from: blocks.count - 1, through: 0, by: -1) {
+            let b = blocks[l]
+            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
+            let dy = b.grad.pointer
+            if let mask = b.mask { applyMask(dy, mask: mask.pointer, count: n * w) }
+            batchNormGradientSums(dy, xhat: b.xhat.pointer, rows: n, width: w, into: b.gradSums.pointer)
+            // This shard's dβ = Σdy and dγ = Σdy·x̂; the fused allreduce sums them over ranks.
+            for j in 0..<w {
+                g[norm.shift + j] = Float(b.gradSums.pointer[j])
+                g[norm.scale + j] = Float(b.gradSums.pointer[w + j])
+            }
+            let sync = ctx.batchNormMode == .sync
+            if sync { try collective.allreduceSum(b.gradSums.all) }
+            batchNormBackwardInput(dy, xhat: b.xhat.pointer, rows: n, width: w, scale: p + norm.scale,
+                                   invStd: b.invStd.pointer, sums: b.gradSums.pointer,
+                                   count: sync ? ctx.globalBatch : n, coefficients: b.coefficients.pointer)
+            reluBackward(dy, output: b.a.pointer, count: n * w)
+            denseBackward(x: layerInput(l), dy: dy, rows: n, weight: p + dense.weight,
+                          fanIn: dense.fanIn, fanOut: w, dWeight: g + dense.weight, dBias: g + dense.bias,
+                          dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
+        }
+    }
+
+    /// After the fused allreduce in `local` mode: merges the shards' BatchNorm sums into the global
+    /// batch mean and variance (count-weighted means, plus the spread of the shard means, which is
+    /// what Σa² over the whole batch contains) and updates the running statistics with them.
+    public func mergeRunningStatistics(globalBatch: Int) {
+        let r = runningStats.pointer
+        let inv = 1.0 / Double(globalBatch)
+        for (l, b) in blocks.enumerated() {
+            let w = b.width
+            let s = gradients.pointer + statisticsOffset(l)
+            for j in 0..<w {
+                let mu = Double(s[j]) * inv
+                b.mean.pointer[j] = Float(mu)
+                b.variance.pointer[j] = Float(max(Double(s[w + j]) * inv - mu * mu, 0))
+            }
+            batchNormUpdateRunning(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
+                                   mean: b.mean.pointer, variance: b.variance.pointer, width: w)
+        }
+    }
+
+    /// One data-parallel gradient computation: forward, loss, backward, the fused allreduce, and
+    /// the running-statistics merge. Afterwards `gradients` holds the global-batch gradient on every
+    /// rank; returns the global batch's loss sum and correct count.
+    public func computeGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
+        try forwardTrain(ctx, collective: collective)
+        lossAndGradient(ctx)
+        try backward(ctx, collective: collective)
+        try collective.allreduceSum(gradients.all)
+        if ctx.batchNormMode == .local { mergeRunningStatistics(globalBatch: ctx.globalBatch) }
+        let g = gradients.pointer
+        return LossTally(lossSum: Double(g[lossOffset]), correct: Int(g[lossOffset + 1].rounded()))
+    }
+
+    // MARK: Inference
+
+    /// Forward pass in inference mode over `rows` samples in `input`: running statistics, no dropout.
+    /// Leaves the logits in `logits`.
+    public func forwardInference(rows n: Int) {
+        let (p, r) = (parameters.pointer, runningStats.pointer)
+        for (l, b) in blocks.enumerated() {
+            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
+            denseForward(x: layerInput(l), rows: n, weight: p + dense.weight, bias: p + dense.bias,
+                         fanIn: dense.fanIn, fanOut: w, y: b.a.pointer)
+            reluForward(b.a.pointer, count: n * w)
+            batchNormInferenceMoments(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
+                                      width: w, mean: b.mean.pointer, invStd: b.invStd.pointer)
+            batchNormNormalize(b.a.pointer, rows: n, width: w, mean: b.mean.pointer, invStd: b.invStd.pointer,
+                               scale: p + norm.scale, shift: p + norm.shift, xhat: nil, y: b.out.pointer)
+        }
+        let head = layout.head
+        denseForward(x: layerInput(blocks.count), rows: n, weight: p + head.weight, bias: p + head.bias,
+                     fanIn: head.fanIn, fanOut: head.fanOut, y: logits.pointer)
+    }
+
+    // MARK: Input
+
+    /// Loads images `indices` of `images` into rows 0 ..< indices.count of `input` (pixels / 255)
+    /// and their labels into `labels`.
+    public func gather(_ images: LabeledImages, indices: UnsafeBufferPointer<Int>) {
+        let width = images.width
+        precondition(width == architecture.inputWidth && indices.count <= capacity)
+        images.pixels.withUnsafeBufferPointer { px in
+            let scale: Float = 1.0 / 255.0
+            for (row, index) in indices.enumerated() {
+                let src = px.baseAddress! + index * width
+                let dst = input.pointer + row * width
+                for j in 0..<width { dst[j] = Float(src[j]) * scale }
+                labels.pointer[row] = Int32(images.labels[index])
+            }
+        }
+    }
+
+    /// A checksum of the replica's state (parameters and running statistics), used once per epoch
+    /// to verify that all ranks still hold identical copies.
+    public func checksum() -> Double {
+        var s = 0.0
+        for i in 0..<parameters.count { s += Double(parameters.pointer[i]) * Double(1 + i % 7) }
+        for i in 0..<runningStats.count { s += Double(runningStats.pointer[i]) * Double(1 + i % 5) }
+        return s
+    }
+}

@@ -1,0 +1,75 @@
+// TrainingConfig: every setting that determines a run's numbers, and its validation.
+//
+// The CLI builds one of these from flags; checkpoints store it so that a resumed run uses the
+// same math. Settings that only affect speed or where files go (threads, run directory) are not
+// part of it.
+import Foundation
+
+/// The settings that determine a training run's results.
+public struct TrainingConfig: Codable, Equatable, Sendable {
+    /// Seed preset (1, 2, 3); `hidden` may override its widths.
+    public var model: ModelPreset = .model2
+    /// Hidden widths; nil means the preset's.
+    public var hidden: [Int]? = nil
+    public var epochs: Int = 10
+    /// Global minibatch size, split across ranks.
+    public var batchSize: Int = 128
+    /// One run per learning rate, in order (the seed's sweep by default).
+    public var learningRates: [Double] = [0.005, 0.001, 0.0005, 0.0001]
+    /// Dropout drop probability (PyTorch's p); keep probability is 1 − dropout.
+    public var dropout: Double = 0.5
+    public var seed: UInt64 = 12
+    /// Fraction of the training file held out for validation.
+    public var valFraction: Double = 0.2
+    public var optimizer: AdamVariant = .adam
+    public var batchNorm: BatchNormMode = .sync
+
+    public init() {}
+
+    /// The network for data of `inputWidth` pixels and `classCount` classes.
+    public func architecture(inputWidth: Int, classCount: Int) -> Architecture {
+        model.architecture(inputWidth: inputWidth, classCount: classCount, hidden: hidden)
+    }
+
+    /// Checks ranges that do not depend on the data; one line naming the flag on failure.
+    public func validate() throws {
+        if epochs < 1 { throw TrainerError("--epochs: expected at least 1, found \(epochs)") }
+        if batchSize < 1 { throw TrainerError("--batch-size: expected at least 1, found \(batchSize)") }
+        if learningRates.isEmpty { throw TrainerError("--lr: expected at least one learning rate") }
+        for lr in learningRates where !(lr > 0 && lr.isFinite) {
+            throw TrainerError("--lr: expected positive learning rates, found \(lr)")
+        }
+        if !(dropout >= 0 && dropout < 1) {
+            throw TrainerError("--dropout: expected a drop probability in [0, 1), found \(dropout)")
+        }
+        if !(valFraction > 0 && valFraction < 1) {
+            throw TrainerError("--val-fraction: expected a value strictly between 0 and 1, found \(valFraction)")
+        }
+        if let hidden, hidden.isEmpty || hidden.contains(where: { $0 < 1 }) {
+            throw TrainerError("--hidden: expected positive layer widths, found \(hidden)")
+        }
+    }
+
+    /// Checks the settings against the data and the number of ranks.
+    public func validate(trainingSamples: Int, ranks: Int) throws {
+        if batchSize < ranks {
+            throw TrainerError("--batch-size: \(batchSize) is smaller than the number of ranks (\(ranks)); every rank needs at least one sample per step")
+        }
+        if batchSize > trainingSamples {
+            throw TrainerError("--batch-size: \(batchSize) is larger than the training split (\(trainingSamples) samples)")
+        }
+    }
+}
+
+/// Parses a comma-separated list of learning rates (`--lr 0.005,0.001`).
+public func parseLearningRates(_ text: String) throws -> [Double] {
+    let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+    var rates: [Double] = []
+    for p in parts {
+        guard let v = Double(p), v.isFinite, v > 0 else {
+            throw TrainerError("--lr: expected positive numbers separated by commas (e.g. 0.005,0.001), found '\(p)' in '\(text)'")
+        }
+        rates.append(v)
+    }
+    return rates
+}

@@ -1,0 +1,149 @@
+// MPICollective: the Collective protocol over Open MPI, plus the job's MPI life cycle.
+//
+// MPI is initialised once per process (as a singleton of size 1 when the binary is started without
+// mpirun), errors are returned rather than aborting (MPI_ERRORS_RETURN) and every return code is
+// turned into a TrainerError carrying MPI's own error string. Only the main thread calls MPI
+// (OpenBLAS's threads never do), so MPI_THREAD_FUNNELED is all we ask for.
+//
+// Not here: the training loop (Core/Trainer) and anything about files.
+import CMPI
+import Core
+import Foundation
+
+/// Open MPI's MPI_COMM_WORLD as a Collective.
+final class MPICollective: Collective, CommunicationTiming {
+    let rank: Int
+    let size: Int
+    /// Ranks on this node (from an MPI_COMM_TYPE_SHARED split) and this rank's index among them.
+    let localSize: Int
+    let localRank: Int
+    /// Number of distinct nodes in the job.
+    let nodeCount: Int
+    private(set) var secondsInCollectives = 0.0
+    private let world: MPI_Comm
+    private var finalized = false
+
+    /// Initialises MPI. Call once, before any other MPI use.
+    init() throws {
+        var provided: Int32 = 0
+        try MPICollective.check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+        world = cmpi_comm_world()
+        try MPICollective.check(MPI_Comm_set_errhandler(world, cmpi_errors_return()), "MPI_Comm_set_errhandler")
+        var r: Int32 = 0, s: Int32 = 0
+        try MPICollective.check(MPI_Comm_rank(world, &r), "MPI_Comm_rank")
+        try MPICollective.check(MPI_Comm_size(world, &s), "MPI_Comm_size")
+        rank = Int(r)
+        size = Int(s)
+        var local: MPI_Comm? = nil
+        try MPICollective.check(
+            MPI_Comm_split_type(world, cmpi_comm_type_shared(), r, cmpi_info_null(), &local), "MPI_Comm_split_type")
+        var lr: Int32 = 0, ls: Int32 = 0
+        try MPICollective.check(MPI_Comm_rank(local, &lr), "MPI_Comm_rank")
+        try MPICollective.check(MPI_Comm_size(local, &ls), "MPI_Comm_size")
+        MPI_Comm_free(&local)
+        localRank = Int(lr)
+        localSize = Int(ls)
+        // Each node's local rank 0 counts its node once.
+        var leaders: [Int32] = [localRank == 0 ? 1 : 0]
+        try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), &leaders, 1, cmpi_int32(), cmpi_op_sum(), world), "MPI_Allreduce")
+        nodeCount = Int(leaders[0])
+    }
+
+    /// Shuts MPI down; every rank must call it before exiting normally.
+    func finalize() {
+        guard !finalized else { return }
+        finalized = true
+        MPI_Finalize()
+    }
+
+    /// Ends the whole job at once with `code` (used when ranks cannot agree on an error, so that
+    /// no rank is left waiting in a collective).
+    func abort(code: Int32) -> Never {
+        MPI_Abort(world, code)
+        exit(code)
+    }
+
+    // MARK: Collective
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try timed { try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_float(), cmpi_op_sum(), world),
+            "MPI_Allreduce") }
+    }
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        try timed { try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_op_sum(), world),
+            "MPI_Allreduce") }
+    }
+
+    func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) {
+        // max(v) and max(−v) = −min(v) in one call.
+        var pair = [value, -value]
+        try timed { try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), &pair, 2, cmpi_double(), cmpi_op_max(), world), "MPI_Allreduce") }
+        return (-pair[1], pair[0])
+    }
+
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+        try timed { try MPICollective.check(
+            MPI_Bcast(buffer.baseAddress, Int32(buffer.count), cmpi_float(), Int32(root), world), "MPI_Bcast") }
+    }
+
+    func broadcast(_ bytes: inout [UInt8], root: Int) throws {
+        var length: [Int32] = [Int32(bytes.count)]
+        try timed { try MPICollective.check(MPI_Bcast(&length, 1, cmpi_int32(), Int32(root), world), "MPI_Bcast") }
+        if rank != root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
+        if length[0] > 0 {
+            try timed { try MPICollective.check(
+                MPI_Bcast(&bytes, length[0], cmpi_uint8(), Int32(root), world), "MPI_Bcast") }
+        }
+    }
+
+    func barrier() throws {
+        try timed { try MPICollective.check(MPI_Barrier(world), "MPI_Barrier") }
+    }
+
+    // MARK: Helpers
+
+    private func timed(_ body: () throws -> Void) rethrows {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { secondsInCollectives += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        try body()
+    }
+
+    /// Throws a TrainerError with MPI's error string unless `code` is MPI_SUCCESS.
+    static func check(_ code: Int32, _ call: String) throws {
+        guard code != cmpi_success() else { return }
+        var text = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &text, &length)
+        let message = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw TrainerError("\(call) failed: \(message) (MPI error \(code))")
+    }
+}
+
+// MARK: - Launch sanity
+
+/// The number of processes the launcher says the job has, from the environment: Open MPI's mpirun
+/// (OMPI_COMM_WORLD_SIZE), a PMI launcher (PMI_SIZE), or Slurm's srun (SLURM_STEP_NUM_TASKS, only
+/// inside an srun task). nil when the process was not started by a launcher.
+func launcherWorldSize(_ env: [String: String] = ProcessInfo.processInfo.environment) -> (size: Int, variable: String)? {
+    for variable in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"] {
+        if let v = env[variable].flatMap(Int.init) { return (v, variable) }
+    }
+    if env["SLURM_PROCID"] != nil, let v = env["SLURM_STEP_NUM_TASKS"].flatMap(Int.init) {
+        return (v, "SLURM_STEP_NUM_TASKS")
+    }
+    return nil
+}
+
+/// This process's rank according to the launcher's environment (0 when not launched), used before
+/// MPI is up: for example to print argument errors once rather than once per rank.
+func launcherRank(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+    for variable in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"] {
+        if let v = env[variable].flatMap(Int.init) { return v }
+    }
+    return 0
+}

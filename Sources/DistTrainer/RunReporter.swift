@@ -1,0 +1,52 @@
+// RunReporter: rank 0's view of training — console lines, a live progress line on a terminal,
+// and the run directory's files.
+//
+// It implements Core's TrainingObserver; the trainer calls it on rank 0 only. It writes; it never
+// decides anything about the math.
+import Core
+import Foundation
+
+final class RunReporter: TrainingObserver {
+    let directory: String
+    let console: Console
+    private var epochs: Int
+    private var learningRates: [Double]
+    private var batchSize: Int
+
+    init(directory: String, console: Console, config: TrainingConfig) {
+        self.directory = directory
+        self.console = console
+        epochs = config.epochs
+        learningRates = config.learningRates
+        batchSize = config.batchSize
+    }
+
+    // MARK: TrainingObserver
+
+    func runStarted(lr: Double, lrIndex: Int, stepsPerEpoch: Int) {
+        console.line("lr \(lr) (\(lrIndex + 1)/\(learningRates.count)): fresh weights, \(stepsPerEpoch) steps per epoch")
+    }
+
+    func stepFinished(epoch: Int, step: Int, steps: Int, lossSoFar: Double, samplesPerSecond: Double) {
+        guard console.interactive else { return }
+        let eta = Double((steps - step) * batchSize) / max(samplesPerSecond, 1e-9)
+        console.progress(String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
+                                epoch, epochs, step, steps, samplesPerSecond, lossSoFar, eta),
+                         force: step == steps)
+    }
+
+    func epochFinished(_ r: EpochRecord, isBest: Bool, trainer: Trainer) throws -> Bool {
+        let samples = Double(trainer.stepsPerEpoch * trainer.config.batchSize)
+        console.line(String(
+            format: "lr %@ epoch %2d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f f1 %.4f  %.2fs (%.0f samples/s, comm %.0f%%)%@",
+            "\(r.lr)", r.epoch, epochs, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,
+            r.trainSeconds, samples / max(r.trainSeconds, 1e-9), 100 * r.communicationSeconds / max(r.trainSeconds, 1e-9),
+            isBest ? "  *best" : ""))
+        try RunFiles.writeMetrics(trainer.history, to: directory)
+        return true
+    }
+
+    func diverged(lr: Double, lrIndex: Int, epoch: Int, step: Int) {
+        console.line("lr \(lr): loss became non-finite at epoch \(epoch) step \(step); abandoning this learning rate (best model untouched)")
+    }
+}

@@ -7,11 +7,23 @@
 //   DistTrainer          the `dist-trainer` executable: CLI, MPI collective, files
 import PackageDescription
 
-// Release builds of the hot loops want no bounds or exclusivity checks; the loops are
-// written against raw buffers whose sizes are validated once at set-up.
-let fastMath: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
-]
+// Release builds of the hot loops want no bounds or exclusivity checks (the loops run on raw
+// buffers whose sizes are validated once at set-up) and vectorised square roots: Swift's
+// Float.squareRoot() goes through a C shim that keeps errno semantics, and errno blocks
+// vectorisation unless the shim is compiled with -fno-math-errno. On x86-64 the elementwise loops
+// also target AVX2/FMA (Haswell, 2013, and later; every AVX-512 machine has them);
+// DIST_TRAINER_TARGET_CPU overrides the CPU (e.g. znver4, or "" for the compiler's default).
+import Foundation
+
+var releaseFlags = ["-Ounchecked", "-enforce-exclusivity=unchecked", "-Xcc", "-fno-math-errno"]
+#if arch(x86_64)
+let targetCPU = ProcessInfo.processInfo.environment["DIST_TRAINER_TARGET_CPU"] ?? "haswell"
+#else
+let targetCPU = ProcessInfo.processInfo.environment["DIST_TRAINER_TARGET_CPU"] ?? ""
+#endif
+if !targetCPU.isEmpty { releaseFlags += ["-target-cpu", targetCPU] }
+
+let fastMath: [SwiftSetting] = [.unsafeFlags(releaseFlags, .when(configuration: .release))]
 
 let package = Package(
     name: "dist-trainer",

@@ -42,15 +42,13 @@ public func gunzip(_ data: [UInt8], name: String) throws -> [UInt8] {
     }
     var out = [UInt8](repeating: 0, count: max(guess, 64))
     var produced = 0
-    var consumed = 0  // bytes of `data` consumed by completed members plus the current one
+    var consumed = 0  // bytes of `data` used by the members inflated so far
 
     try data.withUnsafeBufferPointer { inBuf in
         while true {
-            // Inflate one member, starting at `consumed`.
-            let memberStart = consumed
-            let end = try inflater.inflateMember(input: inBuf, from: memberStart, output: &out, produced: &produced)
-            consumed = end
+            consumed = try inflater.inflateMember(input: inBuf, from: consumed, output: &out, produced: &produced)
             if consumed == n { return }
+            // Another member (`cat a.gz b.gz`), zero padding, or garbage.
             let rest = inBuf[consumed...]
             if rest.count >= 2 && rest[consumed] == 0x1f && rest[consumed + 1] == 0x8b {
                 try inflater.reset()

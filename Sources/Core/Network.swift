@@ -304,6 +304,12 @@ public final class Network {
         }
     }
 
+    /// Hidden block `l`'s BatchNorm input (the ReLU output) from the last forward pass, row-major
+    /// [rows × width] for the first `rows` rows (for checks of the statistics).
+    public func batchNormInput(_ l: Int, rows: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: blocks[l].a.pointer, count: rows * blocks[l].width)
+    }
+
     /// A checksum of the replica's state (parameters and running statistics), used once per epoch
     /// to verify that all ranks still hold identical copies.
     public func checksum() -> Double {

@@ -16,8 +16,21 @@ final class Console {
     private var progressShown = false
     private var lastProgress: UInt64 = 0
 
-    init(interactive: Bool = isatty(STDOUT_FILENO) == 1) {
+    init(interactive: Bool = Console.stdoutIsTerminal()) {
         self.interactive = interactive
+    }
+
+    /// Whether what this process prints ends up on a terminal. Under mpirun a rank's stdout is a
+    /// pseudo-terminal even when mpirun's own output goes to a pipe or a file, so there the question
+    /// is asked of mpirun's stdout (the parent process of a rank on mpirun's node).
+    static func stdoutIsTerminal() -> Bool {
+        guard isatty(STDOUT_FILENO) == 1 else { return false }
+        guard ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil else { return true }
+        var target = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/\(getppid())/fd/1", &target, target.count - 1)
+        guard n > 0 else { return true }
+        let path = String(decoding: target.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path.hasPrefix("/dev/pts/") || path.hasPrefix("/dev/tty")
     }
 
     /// Prints an ordinary line (after erasing the progress line, if one is shown).

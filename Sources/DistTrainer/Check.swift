@@ -1,0 +1,176 @@
+// Check: `dist-trainer check`, a self-test of the MPI job before you spend hours training on it.
+//
+// Run it exactly as you would train (`mpirun -np N dist-trainer check`). It verifies, with exact
+// expected values, that sum-allreduce (Float and Double), min/max, broadcast of buffers and bytes
+// and error agreement work across all ranks; that a data-parallel gradient computed on shards
+// equals the single-process gradient of the whole batch; and that BatchNorm running statistics
+// merge exactly in both `sync` and `local` modes. Rank 0 prints one line per check; exit status 1 if
+// any check fails on any rank.
+import ArgumentParser
+import Core
+import Foundation
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify the MPI job: collectives, error agreement, sharded gradients, BatchNorm merging.")
+
+    @Option(help: "Global batch of the sharded-gradient check (at least the number of ranks).")
+    var batchSize: Int = 37
+
+    func run() throws {
+        try withMPIJob { mpi in
+            setBlasThreads(1)
+            var failures = 0
+            func report(_ name: String, _ maxError: Double, tolerance: Double) throws {
+                // Every rank must pass: the worst error over the job decides.
+                let (_, worst) = try mpi.allreduceMinMax(maxError.isNaN ? .infinity : maxError)
+                let ok = worst <= tolerance
+                if !ok { failures += 1 }
+                if mpi.rank == 0 {
+                    print("\(ok ? "ok  " : "FAIL") \(name): max error \(worst) (tolerance \(tolerance))")
+                }
+            }
+            if mpi.rank == 0 { print("dist-trainer check: \(mpi.size) rank(s) on \(mpi.nodeCount) host(s)") }
+            try checkCollectives(mpi, report: report)
+            try checkAgreement(mpi, report: report)
+            for mode in BatchNormMode.allCases {
+                try checkShardedStep(mpi, mode: mode, batch: max(batchSize, mpi.size), report: report)
+            }
+            if failures > 0 { throw TrainerError("\(failures) check(s) failed", agreed: true) }
+            if mpi.rank == 0 { print("all checks passed") }
+        }
+    }
+
+    typealias Report = (String, Double, Double) throws -> Void
+
+    /// Sums, min/max and broadcasts with values whose exact results are known.
+    func checkCollectives(_ mpi: MPICollective, report: (String, Double, Double) throws -> Void) throws {
+        let n = 1000
+        let (r, s) = (mpi.rank, mpi.size)
+        // Small integers are exact in Float, so the sums must be exact too.
+        let f = Buffer<Float>(count: n)
+        for i in 0..<n { f.pointer[i] = Float((r + 1) * (i % 13)) }
+        try mpi.allreduceSum(f.all)
+        var err = 0.0
+        for i in 0..<n { err = max(err, abs(Double(f.pointer[i]) - Double(s * (s + 1) / 2 * (i % 13)))) }
+        try report("allreduce sum (Float, \(n))", err, 0)
+
+        let d = Buffer<Double>(count: n)
+        for i in 0..<n { d.pointer[i] = Double(r) + Double(i) * 0.5 }
+        try mpi.allreduceSum(d.all)
+        err = 0
+        for i in 0..<n { err = max(err, abs(d.pointer[i] - (Double(s * (s - 1) / 2) + Double(s) * Double(i) * 0.5))) }
+        try report("allreduce sum (Double, \(n))", err, 0)
+
+        let (lo, hi) = try mpi.allreduceMinMax(Double(r) * 1.5 - 2)
+        try report("allreduce min/max", max(abs(lo + 2), abs(hi - (Double(s - 1) * 1.5 - 2))), 0)
+
+        let root = s - 1
+        let b = Buffer<Float>(count: n)
+        for i in 0..<n { b.pointer[i] = r == root ? Float(i) * 0.25 : -1 }
+        try mpi.broadcast(b.all, root: root)
+        err = 0
+        for i in 0..<n { err = max(err, abs(Double(b.pointer[i]) - Double(i) * 0.25)) }
+        try report("broadcast buffer from rank \(root)", err, 0)
+
+        var bytes: [UInt8] = r == root ? Array("from rank \(root): ünïcödé".utf8) : [1, 2, 3]
+        try mpi.broadcast(&bytes, root: root)
+        try report("broadcast bytes from rank \(root)", String(decoding: bytes, as: UTF8.self) == "from rank \(root): ünïcödé" ? 0 : 1, 0)
+        try mpi.barrier()
+    }
+
+    /// A failure on one rank only must reach every rank, with that rank's message.
+    func checkAgreement(_ mpi: MPICollective, report: (String, Double, Double) throws -> Void) throws {
+        var ok = true
+        do { try mpi.agree(nil) } catch { ok = false }
+        try report("agreement without errors", ok ? 0 : 1, 0)
+
+        let culprit = mpi.size - 1
+        let local = mpi.rank == culprit ? TrainerError("file x: expected 1, found 2") : nil
+        var message = ""
+        do { try mpi.agree(local) } catch let e as TrainerError { message = e.message }
+        let expected = mpi.size == 1 ? "file x: expected 1, found 2" : "rank \(culprit): file x: expected 1, found 2"
+        try report("agreement on rank \(culprit)'s error", message == expected ? 0 : 1, 0)
+    }
+
+    /// One training step on shards equals the single-process step on the whole batch: gradients,
+    /// loss, and running statistics (sync mode), and in local mode the merged running statistics
+    /// equal those of the whole batch.
+    func checkShardedStep(_ mpi: MPICollective, mode: BatchNormMode, batch: Int, report: (String, Double, Double) throws -> Void) throws {
+        let arch = ModelPreset.model1.architecture(inputWidth: 20, classCount: 10, hidden: [24, 12])
+        let key = RandomKey(seed: 7, .dropout).with(3)
+        func fill(_ net: Network, rows: Range<Int>) {
+            net.reset(seed: 5)
+            let data = RandomKey(seed: 99, .shuffle)
+            for (row, global) in rows.enumerated() {
+                for j in 0..<arch.inputWidth {
+                    // Per-sample data with a sample-dependent offset, so shard means differ.
+                    net.input.pointer[row * arch.inputWidth + j] = unitFloat(UInt32(truncatingIfNeeded: data.bits(global * 64 + j))) + Float(global % 4) * 0.3
+                }
+                net.labels.pointer[row] = Int32(data.bits(global * 64 + 63) % 10)
+            }
+        }
+        // The reference: the whole batch in one process.
+        let whole = Network(architecture: arch, capacity: batch)
+        fill(whole, rows: 0..<batch)
+        let full = StepContext(globalBatch: batch, firstRow: 0, rows: batch, dropoutKey: key, keep: 0.5, batchNormMode: .sync)
+        let reference = try whole.computeGradients(full, collective: SingleProcess())
+
+        let part = shardRange(batch: batch, rank: mpi.rank, size: mpi.size)
+        let net = Network(architecture: arch, capacity: max(part.count, 1))
+        fill(net, rows: part)
+        let ctx = StepContext(globalBatch: batch, firstRow: part.lowerBound, rows: part.count, dropoutKey: key, keep: 0.5, batchNormMode: mode)
+        let tally = try net.computeGradients(ctx, collective: mpi)
+
+        func relative(_ a: Buffer<Float>, _ b: Buffer<Float>, count: Int) -> Double {
+            var num = 0.0, den = 1e-6
+            for i in 0..<count {
+                num = max(num, abs(Double(a.pointer[i]) - Double(b.pointer[i])))
+                den = max(den, abs(Double(b.pointer[i])))
+            }
+            return num / den
+        }
+        // In local mode a block's input depends on how earlier blocks normalised their shards, so
+        // the reference is the whole-batch statistic of the concatenated shard activations, which
+        // are recomputed here in one process, shard by shard, in Double.
+        let expected = Buffer<Float>(count: net.runningStats.count)
+        if mode == .sync {
+            expected.copy(from: whole.runningStats)
+        } else {
+            let replicas = (0..<mpi.size).map { rank -> Network in
+                let rows = shardRange(batch: batch, rank: rank, size: mpi.size)
+                let replica = Network(architecture: arch, capacity: max(rows.count, 1))
+                fill(replica, rows: rows)
+                let c = StepContext(globalBatch: batch, firstRow: rows.lowerBound, rows: rows.count, dropoutKey: key, keep: 0.5, batchNormMode: .local)
+                try? replica.forwardTrain(c, collective: SingleProcess())
+                return replica
+            }
+            for (l, width) in arch.hidden.enumerated() {
+                for j in 0..<width {
+                    var sum = 0.0, sumSq = 0.0
+                    for (rank, replica) in replicas.enumerated() {
+                        let rows = shardRange(batch: batch, rank: rank, size: mpi.size).count
+                        let a = replica.batchNormInput(l, rows: rows)
+                        for i in 0..<rows {
+                            let v = Double(a[i * width + j])
+                            sum += v
+                            sumSq += v * v
+                        }
+                    }
+                    let mean = sum / Double(batch)
+                    let variance = sumSq / Double(batch) - mean * mean
+                    expected.pointer[net.statsLayout.mean[l] + j] = Float(0.1 * mean)
+                    expected.pointer[net.statsLayout.variance[l] + j] = Float(0.9 + 0.1 * variance)
+                }
+            }
+        }
+        try report("\(mode) BatchNorm: running statistics = whole-batch statistics, batch \(batch)",
+                   relative(net.runningStats, expected, count: net.runningStats.count), 1e-5)
+        if mode == .sync {
+            try report("sync BatchNorm: sharded gradient = whole-batch gradient, batch \(batch)",
+                       relative(net.gradients, whole.gradients, count: net.layout.count), 1e-4)
+            try report("sync BatchNorm: loss and correct count",
+                       abs(tally.lossSum - reference.lossSum) / reference.lossSum + Double(abs(tally.correct - reference.correct)), 1e-5)
+        }
+    }
+}

@@ -18,22 +18,22 @@ public func denseForward(
           alpha: 1, a: x, lda: fanIn, b: weight, ldb: fanOut, beta: 1, c: y, ldc: fanOut)
 }
 
-/// Gradients of y = x · W + b given dy: dW = xᵀ · dy and db = Σ_rows dy (both overwritten), and
-/// dx = dy · Wᵀ when `dx` is not nil (the first layer needs no input gradient).
+/// Gradients of y = x · W + b given dy: dW = xᵀ · dy and, when `dBias` is not nil, db = Σ_rows dy
+/// (both overwritten), and dx = dy · Wᵀ when `dx` is not nil (the first layer needs no input
+/// gradient). Network passes no `dBias` and sums bias gradients in Double itself (see Network).
 public func denseBackward(
     x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows n: Int, weight: UnsafePointer<Float>,
     fanIn: Int, fanOut: Int,
-    dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?
+    dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?, dx: UnsafeMutablePointer<Float>?
 ) {
     guard n > 0 else {
         dWeight.update(repeating: 0, count: fanIn * fanOut)
-        dBias.update(repeating: 0, count: fanOut)
-        dx?.update(repeating: 0, count: 0)
+        dBias?.update(repeating: 0, count: fanOut)
         return
     }
     sgemm(transA: true, transB: false, m: fanIn, n: fanOut, k: n,
           alpha: 1, a: x, lda: fanIn, b: dy, ldb: fanOut, beta: 0, c: dWeight, ldc: fanOut)
-    columnSums(dy, rows: n, width: fanOut, into: dBias)
+    if let dBias { columnSums(dy, rows: n, width: fanOut, into: dBias) }
     if let dx {
         sgemm(transA: false, transB: true, m: n, n: fanIn, k: fanOut,
               alpha: 1, a: dy, lda: fanOut, b: weight, ldb: fanOut, beta: 0, c: dx, ldc: fanIn)
@@ -46,5 +46,14 @@ public func columnSums(_ m: UnsafePointer<Float>, rows: Int, width: Int, into ou
     for i in 0..<rows {
         let row = m + i * width
         for j in 0..<width { out[j] += row[j] }
+    }
+}
+
+/// out[j] = Σ_i m[i, j] accumulated in Double (overwrites out).
+public func columnSums(_ m: UnsafePointer<Float>, rows: Int, width: Int, into out: UnsafeMutablePointer<Double>) {
+    out.update(repeating: 0, count: width)
+    for i in 0..<rows {
+        let row = m + i * width
+        for j in 0..<width { out[j] += Double(row[j]) }
     }
 }

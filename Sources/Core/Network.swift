@@ -1,10 +1,16 @@
 // Network: the parameters, running statistics and activation buffers of one replica, and the
 // forward and backward passes of a data-parallel training step.
 //
-// A replica trains on its shard of the global minibatch. Its gradient buffer is laid out for one
-// fused allreduce: all parameter gradients (ParameterLayout order), then the shard's loss sum and
-// correct-prediction count, then (BatchNorm mode `local` only) each block's Σa and Σa² for merging
-// running statistics. Every buffer is allocated here, once; a step allocates nothing.
+// A replica trains on its shard of the global minibatch. A step ends in two reductions:
+//  - `gradients` (Float, ParameterLayout order): one fused allreduce of all weight gradients;
+//  - `exactSums` (Double, a few thousand values): the per-feature gradients (every bias, BatchNorm
+//    scale and shift), the loss sum and correct count, and in BatchNorm mode `local` each block's
+//    Σa and Σa² for merging running statistics.
+// Per-feature gradients need Double: a hidden Dense bias feeds BatchNorm through ReLU, so for a unit
+// that is active on the whole batch its true gradient is exactly zero and what Float arithmetic
+// leaves is rounding noise of order 1e-9 — which Adam, dividing by √v, turns into full-size steps.
+// Summed in Double, that noise is the same whichever way the batch is split across ranks, so results
+// stay independent of the rank count. Every buffer is allocated here, once; a step allocates nothing.
 //
 // This file is the orchestration of the layer kernels (Dense, Relu, BatchNorm, Dropout,
 // SoftmaxCrossEntropy); it is not an optimiser (Adam) nor a training loop (Trainer).
@@ -66,7 +72,7 @@ final class BlockBuffers {
     let grad: Buffer<Float>
     /// Per-feature batch moments and backward coefficients.
     let mean: Buffer<Float>, variance: Buffer<Float>, invStd: Buffer<Float>, coefficients: Buffer<Float>
-    /// Per-feature sums (Σa, Σa²) forward and (Σdy, Σdy·x̂) backward, in Double.
+    /// Per-feature sums forward (Σa, Σa², count of a > 0) and backward (Σdy, Σdy·x̂), in Double.
     let sums: Buffer<Double>, gradSums: Buffer<Double>
 
     init(width: Int, capacity: Int, dropout: Bool) {
@@ -81,7 +87,7 @@ final class BlockBuffers {
         variance = Buffer(count: width)
         invStd = Buffer(count: width)
         coefficients = Buffer(count: 3 * width)
-        sums = Buffer(count: 2 * width)
+        sums = Buffer(count: 3 * width)
         gradSums = Buffer(count: 2 * width)
     }
 }
@@ -100,13 +106,11 @@ public final class Network {
     public let parameters: Buffer<Float>
     /// BatchNorm running means and variances (RunningStatsLayout order).
     public let runningStats: Buffer<Float>
-    /// Fused reduction buffer: parameter gradients, then loss sum, correct count, BatchNorm sums.
+    /// Gradients of all parameters (ParameterLayout order); reduced with one fused allreduce.
     public let gradients: Buffer<Float>
-
-    /// Offset in `gradients` of the shard's loss sum; the correct count follows it.
-    public var lossOffset: Int { layout.count }
-    /// Offset in `gradients` of block `l`'s Σa (then Σa²), used in BatchNorm mode `local`.
-    public func statisticsOffset(_ l: Int) -> Int { layout.count + 2 + statsLayout.mean[l] }
+    /// Double-precision sums reduced after `gradients`: see `ExactSumsLayout`.
+    public let exactSums: Buffer<Double>
+    public let exactLayout: ExactSumsLayout
 
     /// Input batch [capacity × inputWidth] (pixels scaled to [0, 1]) and labels.
     public let input: Buffer<Float>
@@ -124,7 +128,9 @@ public final class Network {
         self.capacity = capacity
         parameters = Buffer(count: layout.count)
         runningStats = Buffer(count: statsLayout.count)
-        gradients = Buffer(count: layout.count + 2 + statsLayout.count)
+        gradients = Buffer(count: layout.count)
+        exactLayout = ExactSumsLayout(layout, statsLayout)
+        exactSums = Buffer(count: exactLayout.count)
         input = Buffer(count: capacity * architecture.inputWidth)
         labels = Buffer(count: capacity)
         logits = Buffer(count: capacity * architecture.classCount)
@@ -161,13 +167,13 @@ public final class Network {
                          fanIn: dense.fanIn, fanOut: w, y: b.a.pointer)
             reluForward(b.a.pointer, count: n * w)
             batchNormSums(b.a.pointer, rows: n, width: w, into: b.sums.pointer)
+            activeCounts(b.a.pointer, rows: n, width: w, into: b.sums.pointer + 2 * w)
             if sync {
                 try collective.allreduceSum(b.sums.all)
             } else {
                 // Local statistics normalise this shard; their sums travel in the fused allreduce
                 // so that every rank can merge the running statistics exactly afterwards.
-                let tail = gradients.pointer + statisticsOffset(l)
-                for j in 0..<(2 * w) { tail[j] = Float(b.sums.pointer[j]) }
+                (exactSums.pointer + exactLayout.statistics + statsLayout.mean[l]).update(from: b.sums.pointer, count: 2 * w)
             }
             batchNormMoments(sums: b.sums.pointer, count: sync ? ctx.globalBatch : n, width: w,
                              mean: b.mean.pointer, variance: b.variance.pointer, invStd: b.invStd.pointer)
@@ -196,8 +202,8 @@ public final class Network {
         let tally = softmaxCrossEntropy(
             logits: logits.pointer, labels: labels.pointer, rows: ctx.rows, classes: architecture.classCount,
             gradScale: 1 / Float(ctx.globalBatch), dLogits: dLogits.pointer, predictions: nil)
-        gradients.pointer[lossOffset] = Float(tally.lossSum)
-        gradients.pointer[lossOffset + 1] = Float(tally.correct)
+        exactSums.pointer[exactLayout.loss] = tally.lossSum
+        exactSums.pointer[exactLayout.loss + 1] = Double(tally.correct)
         return tally
     }
 
@@ -205,64 +211,87 @@ public final class Network {
     /// `sync` mode each BatchNorm sums Σdy and Σdy·x̂ across ranks for its input gradient.
     public func backward(_ ctx: StepContext, collective: Collective) throws {
         let n = ctx.rows
-        let (p, g) = (parameters.pointer, gradients.pointer)
+        let (p, g, e) = (parameters.pointer, gradients.pointer, exactSums.pointer)
         let head = layout.head
         denseBackward(x: layerInput(blocks.count), dy: dLogits.pointer, rows: n, weight: p + head.weight,
-                      fanIn: head.fanIn, fanOut: head.fanOut, dWeight: g + head.weight, dBias: g + head.bias,
+                      fanIn: head.fanIn, fanOut: head.fanOut, dWeight: g + head.weight, dBias: nil,
                       dx: blocks.last?.grad.pointer)
+        columnSums(dLogits.pointer, rows: n, width: head.fanOut, into: e + exactLayout.bias[blocks.count])
         for l in stride(from: blocks.count - 1, through: 0, by: -1) {
             let b = blocks[l]
             let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
             let dy = b.grad.pointer
             if let mask = b.mask { applyMask(dy, mask: mask.pointer, count: n * w) }
             batchNormGradientSums(dy, xhat: b.xhat.pointer, rows: n, width: w, into: b.gradSums.pointer)
-            // This shard's dβ = Σdy and dγ = Σdy·x̂; the fused allreduce sums them over ranks.
-            for j in 0..<w {
-                g[norm.shift + j] = Float(b.gradSums.pointer[j])
-                g[norm.scale + j] = Float(b.gradSums.pointer[w + j])
-            }
+            // This shard's dβ = Σdy and dγ = Σdy·x̂, summed over ranks with the other exact sums.
+            (e + exactLayout.shift[l]).update(from: b.gradSums.pointer, count: w)
+            (e + exactLayout.scale[l]).update(from: b.gradSums.pointer + w, count: w)
             let sync = ctx.batchNormMode == .sync
             if sync { try collective.allreduceSum(b.gradSums.all) }
             batchNormBackwardInput(dy, xhat: b.xhat.pointer, rows: n, width: w, scale: p + norm.scale,
                                    invStd: b.invStd.pointer, sums: b.gradSums.pointer,
                                    count: sync ? ctx.globalBatch : n, coefficients: b.coefficients.pointer)
             reluBackward(dy, output: b.a.pointer, count: n * w)
+            let db = e + exactLayout.bias[l]
+            columnSums(dy, rows: n, width: w, into: db)
+            // Units active on every row normalised together: the bias gradient is exactly zero.
+            let active = b.sums.pointer + 2 * w
+            let together = Double(sync ? ctx.globalBatch : n)
+            for j in 0..<w where active[j] == together { db[j] = 0 }
             denseBackward(x: layerInput(l), dy: dy, rows: n, weight: p + dense.weight,
-                          fanIn: dense.fanIn, fanOut: w, dWeight: g + dense.weight, dBias: g + dense.bias,
+                          fanIn: dense.fanIn, fanOut: w, dWeight: g + dense.weight, dBias: nil,
                           dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
         }
     }
 
-    /// After the fused allreduce in `local` mode: merges the shards' BatchNorm sums into the global
-    /// batch mean and variance (count-weighted means, plus the spread of the shard means, which is
-    /// what Σa² over the whole batch contains) and updates the running statistics with them.
+    /// After both reductions: copies the per-feature gradients (biases, BatchNorm scales and shifts)
+    /// from the Double sums into their places in `gradients`.
+    func scatterExactGradients() {
+        let (g, e) = (gradients.pointer, exactSums.pointer)
+        for (l, slot) in layout.allDense.enumerated() {
+            for j in 0..<slot.fanOut { g[slot.bias + j] = Float(e[exactLayout.bias[l] + j]) }
+        }
+        for (l, slot) in layout.norm.enumerated() {
+            for j in 0..<slot.width {
+                g[slot.scale + j] = Float(e[exactLayout.scale[l] + j])
+                g[slot.shift + j] = Float(e[exactLayout.shift[l] + j])
+            }
+        }
+    }
+
+    /// After the reductions in `local` mode: merges the shards' BatchNorm sums into the global batch
+    /// mean and variance (count-weighted means plus the spread of the shard means, which is what Σa²
+    /// over the whole batch contains; never an average of shard variances) and updates the running
+    /// statistics with them.
     public func mergeRunningStatistics(globalBatch: Int) {
         let r = runningStats.pointer
         let inv = 1.0 / Double(globalBatch)
         for (l, b) in blocks.enumerated() {
             let w = b.width
-            let s = gradients.pointer + statisticsOffset(l)
+            let s = exactSums.pointer + exactLayout.statistics + statsLayout.mean[l]
             for j in 0..<w {
-                let mu = Double(s[j]) * inv
+                let mu = s[j] * inv
                 b.mean.pointer[j] = Float(mu)
-                b.variance.pointer[j] = Float(max(Double(s[w + j]) * inv - mu * mu, 0))
+                b.variance.pointer[j] = Float(max(s[w + j] * inv - mu * mu, 0))
             }
             batchNormUpdateRunning(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
                                    mean: b.mean.pointer, variance: b.variance.pointer, width: w)
         }
     }
 
-    /// One data-parallel gradient computation: forward, loss, backward, the fused allreduce, and
-    /// the running-statistics merge. Afterwards `gradients` holds the global-batch gradient on every
+    /// One data-parallel gradient computation: forward, loss, backward, the two reductions and the
+    /// running-statistics merge. Afterwards `gradients` holds the global-batch gradient on every
     /// rank; returns the global batch's loss sum and correct count.
     public func computeGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
         try forwardTrain(ctx, collective: collective)
         lossAndGradient(ctx)
         try backward(ctx, collective: collective)
         try collective.allreduceSum(gradients.all)
+        try collective.allreduceSum(exactSums.all)
+        scatterExactGradients()
         if ctx.batchNormMode == .local { mergeRunningStatistics(globalBatch: ctx.globalBatch) }
-        let g = gradients.pointer
-        return LossTally(lossSum: Double(g[lossOffset]), correct: Int(g[lossOffset + 1].rounded()))
+        let e = exactSums.pointer
+        return LossTally(lossSum: e[exactLayout.loss], correct: Int(e[exactLayout.loss + 1].rounded()))
     }
 
     // MARK: Inference
@@ -317,5 +346,33 @@ public final class Network {
         for i in 0..<parameters.count { s += Double(parameters.pointer[i]) * Double(1 + i % 7) }
         for i in 0..<runningStats.count { s += Double(runningStats.pointer[i]) * Double(1 + i % 5) }
         return s
+    }
+}
+
+// MARK: - Exact sums
+
+/// Where each value sits in `Network.exactSums`: for every dense layer (hidden blocks, then the head)
+/// its bias gradient; for every BatchNorm its scale and shift gradients; the loss sum and correct
+/// count; then (BatchNorm mode `local`) each block's Σa and Σa² in RunningStatsLayout order.
+public struct ExactSumsLayout: Equatable, Sendable {
+    /// Offset of dense layer `l`'s bias gradient (`l == blockCount` is the head).
+    public let bias: [Int]
+    public let scale: [Int]
+    public let shift: [Int]
+    /// Offset of the loss sum; the correct count follows it.
+    public let loss: Int
+    /// Offset of the local-mode BatchNorm sums.
+    public let statistics: Int
+    public let count: Int
+
+    public init(_ layout: ParameterLayout, _ stats: RunningStatsLayout) {
+        var offset = 0
+        func take(_ n: Int) -> Int { defer { offset += n }; return offset }
+        bias = layout.allDense.map { take($0.fanOut) }
+        scale = layout.norm.map { take($0.width) }
+        shift = layout.norm.map { take($0.width) }
+        loss = take(2)
+        statistics = take(stats.count)
+        count = offset
     }
 }

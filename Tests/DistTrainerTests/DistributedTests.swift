@@ -1,0 +1,96 @@
+// Distributed: the same binary under `mpirun -np N` on a synthetic data set. With SyncBatchNorm
+// the per-epoch metrics must not depend on the number of ranks (uneven shards included), and the
+// MPI job self-test (`dist-trainer check`) must pass on 1, 2 and 3 ranks.
+import Foundation
+import XCTest
+
+final class DistributedTests: XCTestCase {
+    let metricKeys = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1"]
+
+    func train(np: Int, data: String, run: String, extra: [String] = []) throws -> [[String: Any]] {
+        // Batch 128 over 1600 samples: 12 steps per epoch; np = 3 gives shards of 42, 43 and 43.
+        let args = ["train", "--data-dir", data, "--run-dir", run, "--hidden", "32,16,8", "--epochs", "3",
+                    "--batch-size", "128", "--lr", "0.002,0.0005", "--threads", "1"] + extra
+        let r = np == 1 ? try runTrainer(args, timeout: 300) : try runMPI(np, args, timeout: 300)
+        XCTAssertFalse(r.timedOut, "np=\(np) timed out")
+        XCTAssertEqual(r.status, 0, "np=\(np): \(r.stderr)")
+        if np > 1 {
+            // Only rank 0 speaks: one start line, so the header appears once.
+            XCTAssertEqual(r.stdout.components(separatedBy: "dist-trainer: \(np) ranks on 1 host").count, 2, r.stdout)
+        }
+        return try readMetrics(run)
+    }
+
+    func testSyncBatchNormMetricsIndependentOfRankCount() throws {
+        _ = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 2000, test: 400)
+        let reference = try train(np: 1, data: tmp + "/data", run: tmp + "/np1")
+        XCTAssertEqual(reference.count, 6)
+        for np in [2, 3] {
+            let rows = try train(np: np, data: tmp + "/data", run: tmp + "/np\(np)")
+            XCTAssertEqual(rows.count, reference.count)
+            for (a, b) in zip(rows, reference) {
+                for key in metricKeys {
+                    XCTAssertEqual(a[key] as! Double, b[key] as! Double, accuracy: 1e-4,
+                                   "np=\(np) lr \(a["lr"]!) epoch \(a["epoch"]!) \(key)")
+                }
+            }
+            // The same best model is chosen and gives the same test result.
+            let s = try readJSON(tmp + "/np\(np)/summary.json"), s1 = try readJSON(tmp + "/np1/summary.json")
+            let t = s["test"] as! [String: Any], t1 = s1["test"] as! [String: Any]
+            XCTAssertEqual(t["accuracy"] as! Double, t1["accuracy"] as! Double, accuracy: 1e-4)
+            XCTAssertEqual(t["loss"] as! Double, t1["loss"] as! Double, accuracy: 1e-4)
+        }
+    }
+
+    /// Local BatchNorm (DDP's semantics) legitimately differs from sync on more than one rank,
+    /// but must still train, and is identical to sync on one rank.
+    func testLocalBatchNormTrainsAndEqualsSyncOnOneRank() throws {
+        _ = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 2000, test: 400)
+        let sync1 = try train(np: 1, data: tmp + "/data", run: tmp + "/s1")
+        let local1 = try train(np: 1, data: tmp + "/data", run: tmp + "/l1", extra: ["--bn", "local"])
+        for (a, b) in zip(sync1, local1) {
+            for key in metricKeys { XCTAssertEqual(a[key] as! Double, b[key] as! Double, key) }
+        }
+        let local2 = try train(np: 2, data: tmp + "/data", run: tmp + "/l2", extra: ["--bn", "local"])
+        XCTAssertEqual(local2.count, 6)
+        XCTAssertGreaterThan(local2.map { $0["val_macro_f1"] as! Double }.max()!, 0.7)
+        let differs = zip(local2, sync1).contains { abs(($0["train_loss"] as! Double) - ($1["train_loss"] as! Double)) > 1e-6 }
+        XCTAssertTrue(differs, "local BatchNorm on 2 ranks should normalise per shard")
+    }
+
+    /// `dist-trainer check`: exact collectives, error agreement, sharded gradients and BatchNorm
+    /// merging on 1, 2 and 3 ranks.
+    func testCheckPassesOnOneTwoThreeRanks() throws {
+        _ = try mpirunPath()
+        for np in [1, 2, 3] {
+            let r = try runMPI(np, ["check"], timeout: 120)
+            XCTAssertEqual(r.status, 0, "np=\(np): \(r.stdout)\(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("all checks passed"), r.stdout)
+            XCTAssertFalse(r.stdout.contains("FAIL"), r.stdout)
+            XCTAssertEqual(r.stdout.components(separatedBy: "ok   ").count - 1, 11, r.stdout)
+        }
+    }
+
+    /// A data error on every rank: one message (from rank 0), every rank exits non-zero, no hang.
+    func testDataErrorUnderMPIGivesOneLine() throws {
+        _ = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        let r = try runMPI(2, ["train", "--data-dir", tmp + "/missing", "--run-dir", tmp + "/run"], timeout: 60)
+        XCTAssertFalse(r.timedOut)
+        XCTAssertNotEqual(r.status, 0)
+        let ours = r.stderr.split(separator: "\n").filter { $0.hasPrefix("dist-trainer: error:") }
+        XCTAssertEqual(ours.count, 1, r.stderr)
+        XCTAssertTrue(ours.first?.contains(tmp + "/missing") ?? false, r.stderr)
+    }
+
+    /// A launcher that says N ranks while MPI says 1 (a binary linked to another MPI) is refused.
+    func testSingletonUnderLauncherIsRefused() throws {
+        let r = try runTrainer(["check"], environment: ["OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_RANK": "0"], timeout: 60)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("OMPI_COMM_WORLD_SIZE=4 but MPI reports 1 rank"), r.stderr)
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# setup.sh: make this machine ready to build and run dist-trainer, then build it (release).
+#
+# Sourced by train.sh, test.sh and bench.sh; safe to run again (it only installs what is missing).
+# Installs with apt on Debian/Ubuntu: Open MPI, OpenBLAS, zlib, libcurl (Foundation's networking)
+# and the Fashion-MNIST data set package. Elsewhere it says what to install and stops.
+# Environment: DIST_TRAINER_SKIP_BUILD=1 skips the build; SWIFT_BIN overrides where swift is;
+# EXTRA_APT_PACKAGES adds packages (the Slurm test uses it).
+
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Swift -------------------------------------------------------------------------------------
+if ! command -v swift >/dev/null 2>&1; then
+    for candidate in "${SWIFT_BIN:-}" /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+        if [ -n "$candidate" ] && [ -x "$candidate/swift" ]; then export PATH="$candidate:$PATH"; break; fi
+    done
+fi
+command -v swift >/dev/null 2>&1 || { say "swift not found: install Swift 6 (https://swift.org/install) or set SWIFT_BIN"; exit 1; }
+
+# --- System packages ---------------------------------------------------------------------------
+APT_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libcurl4 dataset-fashion-mnist pkg-config)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in "${APT_PACKAGES[@]}" ${EXTRA_APT_PACKAGES:-}; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        say "installing ${missing[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+else
+    for tool in mpirun pkg-config; do
+        command -v "$tool" >/dev/null 2>&1 || { say "$tool not found: install Open MPI, OpenBLAS and zlib (e.g. brew install open-mpi openblas)"; exit 1; }
+    done
+fi
+
+# --- mpirun as root (containers, CI) ----------------------------------------------------------
+if [ "$(id -u)" -eq 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
+# --- Build ------------------------------------------------------------------------------------
+if [ "${DIST_TRAINER_SKIP_BUILD:-0}" != 1 ]; then
+    say "building release (log: .build/setup-build.log)"
+    mkdir -p .build
+    if ! swift build -c release --product dist-trainer >.build/setup-build.log 2>&1; then
+        grep -E 'error|warning: unable' .build/setup-build.log >&2 || tail -30 .build/setup-build.log >&2
+        say "build failed"
+        exit 1
+    fi
+fi
+export DIST_TRAINER_BIN="$ROOT/.build/release/dist-trainer"

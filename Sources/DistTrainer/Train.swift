@@ -137,6 +137,7 @@ struct Train: ParsableCommand {
 
         let validation = try trainer.evaluateBest(on: split.validation)
         let test = try trainer.evaluateBest(on: data.test)
+        let (rssMin, rssMax) = try mpi.allreduceMinMax(peakResidentMegabytes())
         guard let reporter, let best = trainer.best else { return }
         console.line("best: lr \(best.record.lr) epoch \(best.record.epoch), val macro-F1 \(String(format: "%.4f", best.record.valMacroF1))")
         console.line("validation confusion matrix (best model; rows = true class, columns = predicted):")
@@ -152,10 +153,13 @@ struct Train: ParsableCommand {
             "epoch_seconds_median": median(trainer.history.map(\.trainSeconds)),
             "diverged_lrs": trainer.diverged.map { config.learningRates[$0] },
             "ranks": mpi.size,
+            "peak_rss_mb": ["min_over_ranks": rssMin, "max_over_ranks": rssMax],
         ]
         try RunFiles.writeConfusion(validation.confusion, to: directory + "/" + RunFiles.validationConfusion)
         try RunFiles.writeConfusion(test.confusion, to: directory + "/" + RunFiles.testConfusion)
         try writeFileAtomically(directory + "/" + RunFiles.summary, text: RunFiles.json(summary))
+        console.line(String(format: "median epoch %.3f s; peak memory per rank %.0f MB (max over ranks)",
+                            median(trainer.history.map(\.trainSeconds)), rssMax))
         console.line("wrote \(directory)/{\(RunFiles.config), \(RunFiles.metricsJSONL), \(RunFiles.metricsCSV), \(RunFiles.summary), confusion_*.csv}")
         _ = reporter
     }
@@ -196,4 +200,16 @@ func formatMatrix(_ m: ConfusionMatrix) -> String {
     return m.counts.map { row in
         row.map { String(repeating: " ", count: max(0, width - String($0).count)) + String($0) }.joined()
     }.joined(separator: "\n")
+}
+
+/// This process's peak resident memory in MB (ru_maxrss is in kilobytes on Linux, bytes on macOS).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    #if os(macOS)
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576
+    #else
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+    #endif
 }

@@ -18,5 +18,6 @@ if ! python3 -c 'import numpy' >/dev/null 2>&1; then
 fi
 python3 -c 'import numpy' || { say "numpy is required for the reference tests"; exit 1; }
 
+export NUMPY_REFERENCE_REQUIRED=1  # the NumPy oracle must run in CI, not skip
 say "running tests (binary under test: $DIST_TRAINER_BIN)"
 swift test --parallel --num-workers 2 "$@"

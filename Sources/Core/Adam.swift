@@ -17,9 +17,9 @@ public enum AdamVariant: String, Codable, CaseIterable, Sendable {
 /// Adam's state for a flat parameter buffer.
 public final class AdamState {
     public let variant: AdamVariant
-    public let beta1: Float = 0.9
-    public let beta2: Float = 0.999
-    public let epsilon: Float = 1e-8
+    public let beta1 = 0.9
+    public let beta2 = 0.999
+    public let epsilon = 1e-8
     /// First moments, one per parameter.
     public let m: Buffer<Float>
     /// Second moments, one per parameter.
@@ -43,23 +43,25 @@ public final class AdamState {
     /// Applies one update with learning rate `lr` to `params` from `grads` (first `m.count` entries).
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
         step += 1
-        let (b1, b2, eps) = (beta1, beta2, epsilon)
         // Fold the bias corrections into the step size and ε: lr·m̂/(√v̂+ε) = a·m/(√v + ε') with
-        // a = lr·√(1−β2^t)/(1−β1^t) and ε' = ε·√(1−β2^t). Computed in Double once per step.
+        // a = lr·√(1−β2^t)/(1−β1^t) and ε' = ε·√(1−β2^t). Computed in Double once per step; 1 − β is
+        // formed in Double too (in Float, 1 − Float(0.999) is 9.99987e-4, not 1e-3).
         var a = Double(lr)
-        var e = Double(eps)
+        var e = epsilon
         if variant == .adam {
-            let c1 = 1 - pow(Double(b1), Double(step))
-            let c2 = (1 - pow(Double(b2), Double(step))).squareRoot()
+            let c1 = 1 - pow(beta1, Double(step))
+            let c2 = (1 - pow(beta2, Double(step))).squareRoot()
             a = Double(lr) * c2 / c1
-            e = Double(eps) * c2
+            e = epsilon * c2
         }
         let (stepSize, epsHat) = (Float(a), Float(e))
+        let (b1, b2) = (Float(beta1), Float(beta2))
+        let (c1, c2) = (Float(1 - beta1), Float(1 - beta2))
         let (mp, vp) = (m.pointer, v.pointer)
         for i in 0..<m.count {
             let g = grads[i]
-            let mi = b1 * mp[i] + (1 - b1) * g
-            let vi = b2 * vp[i] + (1 - b2) * (g * g)
+            let mi = b1 * mp[i] + c1 * g
+            let vi = b2 * vp[i] + c2 * (g * g)
             mp[i] = mi
             vp[i] = vi
             params[i] -= stepSize * mi / (vi.squareRoot() + epsHat)

@@ -1,0 +1,621 @@
+// GradientCheckTests: the analytic gradients of every layer kernel and of whole networks against
+// central finite differences.
+//
+// Forward passes run in Float32 (the code under test); losses are accumulated in Double and the
+// difference quotient uses the step actually taken in Float ((x+h) − (x−h)). A check passes when
+// max |analytic − numeric| / max |numeric| over the checked coordinates is below a tolerance that a
+// wrong formula (a missing term, a wrong scale, a transposed product) exceeds by orders of magnitude.
+// Whole-network checks skip coordinates whose ±h forwards flip a ReLU (a kink makes the finite
+// difference meaningless) and require that almost all coordinates are checked.
+import Foundation
+import XCTest
+
+@testable import Core
+
+final class GradientCheckTests: XCTestCase {
+
+    // MARK: - Helpers
+
+    /// SplitMix64: a small deterministic generator for test data.
+    struct RNG: RandomNumberGenerator {
+        var state: UInt64
+        init(_ seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func uniform(_ lo: Float, _ hi: Float) -> Float { Float.random(in: lo..<hi, using: &self) }
+        mutating func normal() -> Float {
+            let u1 = 1 - Double.random(in: 0..<1, using: &self)
+            let u2 = Double.random(in: 0..<1, using: &self)
+            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+        }
+        mutating func normals(_ n: Int, scale: Float = 1, offset: Float = 0) -> [Float] {
+            (0..<n).map { _ in normal() * scale + offset }
+        }
+    }
+
+    /// Central difference of `loss` with respect to p[i], using the step actually representable in
+    /// Float. Restores p[i].
+    static func centralDifference(_ p: UnsafeMutablePointer<Float>, _ i: Int, h: Float, _ loss: () -> Double) -> Double {
+        let x = p[i]
+        let (xp, xm) = (x + h, x - h)
+        p[i] = xp
+        let lp = loss()
+        p[i] = xm
+        let lm = loss()
+        p[i] = x
+        return (lp - lm) / (Double(xp) - Double(xm))
+    }
+
+    /// Relative error max|a − n| / max(max|n|, floor); also fails if the numeric gradient is ~0
+    /// (which would make the comparison vacuous).
+    static func relativeError(_ analytic: [Double], _ numeric: [Double], floor: Double = 1e-6) -> (rel: Double, maxNumeric: Double) {
+        precondition(analytic.count == numeric.count && !numeric.isEmpty)
+        let maxNumeric = numeric.map(abs).max()!
+        let maxDiff = zip(analytic, numeric).map { abs($0 - $1) }.max()!
+        return (maxDiff / max(maxNumeric, floor), maxNumeric)
+    }
+
+    func assertGradient(
+        _ analytic: [Double], _ numeric: [Double], tolerance: Double, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let (rel, maxNumeric) = Self.relativeError(analytic, numeric)
+        XCTAssertGreaterThan(maxNumeric, 1e-5, "\(what): numeric gradient is ~0, check would be vacuous", file: file, line: line)
+        XCTAssertLessThan(rel, tolerance, "\(what): relative gradient error \(rel) (max |numeric| \(maxNumeric))", file: file, line: line)
+    }
+
+    static func weightedSum(_ y: UnsafePointer<Float>, _ c: [Float]) -> Double {
+        var s = 0.0
+        for i in 0..<c.count { s += Double(c[i]) * Double(y[i]) }
+        return s
+    }
+
+    // MARK: - Dense
+
+    func testDenseGradients() {
+        var rng = RNG(1)
+        let (n, fanIn, fanOut) = (5, 4, 3)
+        let x = Buffer(rng.normals(n * fanIn))
+        let w = Buffer(rng.normals(fanIn * fanOut, scale: 0.7))
+        let b = Buffer(rng.normals(fanOut, scale: 0.5))
+        let c = rng.normals(n * fanOut)
+        let y = Buffer<Float>(count: n * fanOut)
+        let loss = { () -> Double in
+            denseForward(x: x.pointer, rows: n, weight: w.pointer, bias: b.pointer, fanIn: fanIn, fanOut: fanOut, y: y.pointer)
+            return Self.weightedSum(y.pointer, c)
+        }
+        let dy = Buffer(c)
+        let (dW, db, dx) = (Buffer<Float>(count: fanIn * fanOut), Buffer<Float>(count: fanOut), Buffer<Float>(count: n * fanIn))
+        denseBackward(x: x.pointer, dy: dy.pointer, rows: n, weight: w.pointer, fanIn: fanIn, fanOut: fanOut,
+                      dWeight: dW.pointer, dBias: db.pointer, dx: dx.pointer)
+        for (name, param, grad) in [("x", x, dx), ("W", w, dW), ("b", b, db)] {
+            let numeric = (0..<param.count).map { Self.centralDifference(param.pointer, $0, h: 1e-2, loss) }
+            assertGradient(grad.array.map(Double.init), numeric, tolerance: 1e-3, "dense d\(name)")
+        }
+        // Without dx (first layer) the parameter gradients are the same.
+        let (dW2, db2) = (Buffer<Float>(count: fanIn * fanOut), Buffer<Float>(count: fanOut))
+        denseBackward(x: x.pointer, dy: dy.pointer, rows: n, weight: w.pointer, fanIn: fanIn, fanOut: fanOut,
+                      dWeight: dW2.pointer, dBias: db2.pointer, dx: nil)
+        XCTAssertEqual(dW2.array, dW.array)
+        XCTAssertEqual(db2.array, db.array)
+    }
+
+    // MARK: - ReLU
+
+    func testReluGradient() {
+        var rng = RNG(2)
+        let count = 40
+        // Keep every input at least 0.2 away from the kink; h = 1e-2 never crosses it.
+        let z = Buffer((0..<count).map { _ -> Float in
+            var v: Float = 0
+            repeat { v = rng.normal() } while abs(v) < 0.2
+            return v
+        })
+        XCTAssertTrue(z.array.contains { $0 < 0 } && z.array.contains { $0 > 0 })
+        let c = rng.normals(count)
+        let work = Buffer<Float>(count: count)
+        let loss = { () -> Double in
+            work.copy(from: z)
+            reluForward(work.pointer, count: count)
+            return Self.weightedSum(work.pointer, c)
+        }
+        _ = loss()
+        let grad = Buffer(c)
+        reluBackward(grad.pointer, output: work.pointer, count: count)
+        let numeric = (0..<count).map { Self.centralDifference(z.pointer, $0, h: 1e-2, loss) }
+        assertGradient(grad.array.map(Double.init), numeric, tolerance: 1e-3, "relu dz")
+        // And exactly: gradient passes where z > 0 and is 0 elsewhere.
+        for i in 0..<count { XCTAssertEqual(grad.pointer[i], z.pointer[i] > 0 ? c[i] : 0) }
+    }
+
+    // MARK: - BatchNorm (training mode)
+
+    /// Training-mode BatchNorm over `rows` rows with loss Σ c·y; returns the loss and leaves x̂,
+    /// invStd in the given buffers.
+    struct BatchNormProblem {
+        let rows: Int, width: Int
+        let a: Buffer<Float>, scale: Buffer<Float>, shift: Buffer<Float>
+        let c: [Float]
+        let sums: Buffer<Double>, mean: Buffer<Float>, variance: Buffer<Float>, invStd: Buffer<Float>
+        let xhat: Buffer<Float>, y: Buffer<Float>
+
+        init(rows: Int, width: Int, rng: inout RNG) {
+            self.rows = rows
+            self.width = width
+            a = Buffer(rng.normals(rows * width, scale: 1.5, offset: 0.5))
+            // Scales of both signs and away from 0; arbitrary shifts.
+            scale = Buffer((0..<width).map { j in (j % 3 == 2 ? -1 : 1) * rng.uniform(0.5, 1.5) })
+            shift = Buffer(rng.normals(width, scale: 0.5))
+            c = rng.normals(rows * width)
+            sums = Buffer(count: 2 * width)
+            (mean, variance, invStd) = (Buffer(count: width), Buffer(count: width), Buffer(count: width))
+            (xhat, y) = (Buffer(count: rows * width), Buffer(count: rows * width))
+        }
+
+        func loss() -> Double {
+            batchNormSums(a.pointer, rows: rows, width: width, into: sums.pointer)
+            batchNormMoments(sums: sums.pointer, count: rows, width: width,
+                             mean: mean.pointer, variance: variance.pointer, invStd: invStd.pointer)
+            batchNormNormalize(a.pointer, rows: rows, width: width, mean: mean.pointer, invStd: invStd.pointer,
+                               scale: scale.pointer, shift: shift.pointer, xhat: xhat.pointer, y: y.pointer)
+            return GradientCheckTests.weightedSum(y.pointer, c)
+        }
+
+        /// Analytic (da, dscale, dshift) from the backward kernels.
+        func analytic() -> (da: [Float], dScale: [Float], dShift: [Float]) {
+            _ = loss()
+            let grad = Buffer(c)
+            let gradSums = Buffer<Double>(count: 2 * width)
+            batchNormGradientSums(grad.pointer, xhat: xhat.pointer, rows: rows, width: width, into: gradSums.pointer)
+            let dShift = (0..<width).map { Float(gradSums.pointer[$0]) }
+            let dScale = (0..<width).map { Float(gradSums.pointer[width + $0]) }
+            let coefficients = Buffer<Float>(count: 3 * width)
+            batchNormBackwardInput(grad.pointer, xhat: xhat.pointer, rows: rows, width: width, scale: scale.pointer,
+                                   invStd: invStd.pointer, sums: gradSums.pointer, count: rows,
+                                   coefficients: coefficients.pointer)
+            return (grad.array, dScale, dShift)
+        }
+    }
+
+    func testBatchNormTrainingGradients() {
+        var rng = RNG(3)
+        let bn = BatchNormProblem(rows: 8, width: 5, rng: &rng)
+        let (da, dScale, dShift) = bn.analytic()
+        let numA = (0..<bn.a.count).map { Self.centralDifference(bn.a.pointer, $0, h: 1e-2, bn.loss) }
+        assertGradient(da.map(Double.init), numA, tolerance: 1e-2, "batchnorm da")
+        let numScale = (0..<bn.width).map { Self.centralDifference(bn.scale.pointer, $0, h: 1e-2, bn.loss) }
+        assertGradient(dScale.map(Double.init), numScale, tolerance: 1e-3, "batchnorm dscale")
+        let numShift = (0..<bn.width).map { Self.centralDifference(bn.shift.pointer, $0, h: 1e-2, bn.loss) }
+        assertGradient(dShift.map(Double.init), numShift, tolerance: 1e-3, "batchnorm dshift")
+        // The input gradient of a batch-normalised column sums to zero over the batch (shifting a
+        // whole column by a constant changes nothing).
+        for j in 0..<bn.width {
+            let s = (0..<bn.rows).reduce(0.0) { $0 + Double(da[$1 * bn.width + j]) }
+            XCTAssertEqual(s, 0, accuracy: 1e-5)
+        }
+    }
+
+    /// SyncBatchNorm at kernel level: two parts of a batch, forward sums and backward sums added
+    /// and normalised with the total count, give the full batch's outputs and input gradient.
+    func testBatchNormSplitSumsMatchFullBatch() {
+        var rng = RNG(4)
+        let bn = BatchNormProblem(rows: 8, width: 5, rng: &rng)
+        let (fullDa, fullScale, fullShift) = bn.analytic()
+        let fullY = bn.y.array
+        let (w, split) = (bn.width, 3)
+        let parts = [0..<split, split..<bn.rows]
+        // Forward: per-part sums, then added ("allreduce").
+        let total = Buffer<Double>(count: 2 * w)
+        for r in parts {
+            let s = Buffer<Double>(count: 2 * w)
+            batchNormSums(bn.a.pointer + r.lowerBound * w, rows: r.count, width: w, into: s.pointer)
+            for j in 0..<(2 * w) { total.pointer[j] += s.pointer[j] }
+        }
+        let (mean, variance, invStd) = (Buffer<Float>(count: w), Buffer<Float>(count: w), Buffer<Float>(count: w))
+        batchNormMoments(sums: total.pointer, count: bn.rows, width: w, mean: mean.pointer, variance: variance.pointer, invStd: invStd.pointer)
+        let (xhat, y) = (Buffer<Float>(count: bn.rows * w), Buffer<Float>(count: bn.rows * w))
+        for r in parts {
+            batchNormNormalize(bn.a.pointer + r.lowerBound * w, rows: r.count, width: w, mean: mean.pointer, invStd: invStd.pointer,
+                               scale: bn.scale.pointer, shift: bn.shift.pointer,
+                               xhat: xhat.pointer + r.lowerBound * w, y: y.pointer + r.lowerBound * w)
+        }
+        for i in 0..<fullY.count { XCTAssertEqual(y.pointer[i], fullY[i], accuracy: 1e-5) }
+        // Backward: per-part gradient sums, added, then each part's input gradient with count = N.
+        let grad = Buffer(bn.c)
+        let gradTotal = Buffer<Double>(count: 2 * w)
+        for r in parts {
+            let s = Buffer<Double>(count: 2 * w)
+            batchNormGradientSums(grad.pointer + r.lowerBound * w, xhat: xhat.pointer + r.lowerBound * w, rows: r.count, width: w, into: s.pointer)
+            for j in 0..<(2 * w) { gradTotal.pointer[j] += s.pointer[j] }
+        }
+        for j in 0..<w {
+            XCTAssertEqual(Float(gradTotal.pointer[j]), fullShift[j], accuracy: 1e-4)
+            XCTAssertEqual(Float(gradTotal.pointer[w + j]), fullScale[j], accuracy: 1e-4)
+        }
+        let coefficients = Buffer<Float>(count: 3 * w)
+        for r in parts {
+            batchNormBackwardInput(grad.pointer + r.lowerBound * w, xhat: xhat.pointer + r.lowerBound * w, rows: r.count, width: w,
+                                   scale: bn.scale.pointer, invStd: invStd.pointer, sums: gradTotal.pointer, count: bn.rows,
+                                   coefficients: coefficients.pointer)
+        }
+        for i in 0..<fullDa.count { XCTAssertEqual(grad.pointer[i], fullDa[i], accuracy: 1e-4) }
+    }
+
+    // MARK: - Dropout
+
+    func testDropoutGradientWithFixedMask() {
+        var rng = RNG(5)
+        let (rows, width) = (6, 7)
+        let mask = Buffer<Float>(count: rows * width)
+        dropoutMask(mask.pointer, rows: rows, width: width, firstRow: 0, key: RandomKey(seed: 7, .dropout).with(3), keep: 0.5)
+        XCTAssertTrue(mask.array.contains(0) && mask.array.contains(2), "mask should both drop and keep")
+        let x = Buffer(rng.normals(rows * width))
+        let c = rng.normals(rows * width)
+        let y = Buffer<Float>(count: rows * width)
+        let loss = { () -> Double in
+            y.copy(from: x)
+            applyMask(y.pointer, mask: mask.pointer, count: rows * width)
+            return Self.weightedSum(y.pointer, c)
+        }
+        let grad = Buffer(c)
+        applyMask(grad.pointer, mask: mask.pointer, count: rows * width)
+        let numeric = (0..<x.count).map { Self.centralDifference(x.pointer, $0, h: 1e-2, loss) }
+        assertGradient(grad.array.map(Double.init), numeric, tolerance: 1e-3, "dropout dx")
+    }
+
+    // MARK: - Softmax cross-entropy
+
+    func testSoftmaxCrossEntropyGradient() {
+        var rng = RNG(6)
+        let (rows, classes) = (6, 5)
+        let logits = Buffer(rng.normals(rows * classes, scale: 2))
+        let labels = Buffer<Int32>((0..<rows).map { Int32($0 * 3 % classes) })
+        let loss = { () -> Double in
+            softmaxCrossEntropy(logits: logits.pointer, labels: labels.pointer, rows: rows, classes: classes,
+                                gradScale: 0, dLogits: nil, predictions: nil).lossSum / Double(rows)
+        }
+        let d = Buffer<Float>(count: rows * classes)
+        _ = softmaxCrossEntropy(logits: logits.pointer, labels: labels.pointer, rows: rows, classes: classes,
+                                gradScale: 1 / Float(rows), dLogits: d.pointer, predictions: nil)
+        let numeric = (0..<logits.count).map { Self.centralDifference(logits.pointer, $0, h: 1e-2, loss) }
+        assertGradient(d.array.map(Double.init), numeric, tolerance: 1e-3, "softmax cross-entropy dlogits")
+    }
+
+    // MARK: - Whole network
+
+    static let dropoutKey = RandomKey(seed: 99, .dropout).with(2).with(17)
+
+    /// A network with He-initialised weights and random biases, BN scales and shifts (so that no
+    /// gradient is special because a parameter sits at its initial value).
+    static func makeNetwork(_ arch: Architecture, capacity: Int, rng: inout RNG) -> Network {
+        let net = Network(architecture: arch, capacity: capacity)
+        net.reset(seed: 5)
+        let p = net.parameters.pointer
+        for slot in net.layout.allDense {
+            for j in 0..<slot.fanOut { p[slot.bias + j] = rng.normal() * 0.2 + 0.1 }
+        }
+        for slot in net.layout.norm {
+            for j in 0..<slot.width {
+                p[slot.scale + j] = rng.uniform(0.6, 1.4)
+                p[slot.shift + j] = rng.normal() * 0.3
+            }
+        }
+        return net
+    }
+
+    static func fillBatch(_ net: Network, rows: Int, rng: inout RNG) -> (input: [Float], labels: [Int32]) {
+        let width = net.architecture.inputWidth
+        let input = (0..<(rows * width)).map { _ in rng.uniform(0, 1) }
+        let labels = (0..<rows).map { _ in Int32.random(in: 0..<Int32(net.architecture.classCount), using: &rng) }
+        load(net, input: input, labels: labels)
+        return (input, labels)
+    }
+
+    static func load(_ net: Network, input: [Float], labels: [Int32]) {
+        for (i, v) in input.enumerated() { net.input.pointer[i] = v }
+        for (i, v) in labels.enumerated() { net.labels.pointer[i] = v }
+    }
+
+    /// Which ReLU outputs are positive, over all blocks (the network's kink pattern).
+    static func reluPattern(_ net: Network, rows: Int) -> [Bool] {
+        net.blocks.flatMap { b in (0..<(rows * b.width)).map { b.a.pointer[$0] > 0 } }
+    }
+
+    /// One replica's gradient of its shard (no reduction): forward, loss, backward, and the per-feature
+    /// gradients (biases, BatchNorm scale and shift, summed in Double) moved into `gradients`.
+    static func shardGradient(_ net: Network, _ ctx: StepContext) throws -> [Float] {
+        let single = SingleProcess()
+        try net.forwardTrain(ctx, collective: single)
+        net.lossAndGradient(ctx)
+        try net.backward(ctx, collective: single)
+        net.scatterExactGradients()
+        return net.gradients.array
+    }
+
+    /// Named parameter groups of a layout: (name, offset, count).
+    static func parameterGroups(_ layout: ParameterLayout) -> [(String, Int, Int)] {
+        var groups: [(String, Int, Int)] = []
+        for (l, d) in layout.dense.enumerated() {
+            groups.append(("dense\(l).weight", d.weight, d.fanIn * d.fanOut))
+            groups.append(("dense\(l).bias", d.bias, d.fanOut))
+            groups.append(("norm\(l).scale", layout.norm[l].scale, layout.norm[l].width))
+            groups.append(("norm\(l).shift", layout.norm[l].shift, layout.norm[l].width))
+        }
+        groups.append(("head.weight", layout.head.weight, layout.head.fanIn * layout.head.fanOut))
+        groups.append(("head.bias", layout.head.bias, layout.head.fanOut))
+        return groups
+    }
+
+    /// Checks every parameter group of one or more replicas (holding identical parameters, each on
+    /// its own shard) against finite differences of Σ shard loss sums / globalBatch. At most
+    /// `perGroup` coordinates per group are checked (all when the group is smaller).
+    func checkNetworkGradients(
+        _ replicas: [(net: Network, ctx: StepContext)], perGroup: Int, h: Float, tolerance: Double,
+        rng: inout RNG, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
+        let single = SingleProcess()
+        let globalBatch = replicas[0].ctx.globalBatch
+        // Analytic: each replica's gradient, summed (what the fused allreduce would do).
+        let count = replicas[0].net.layout.count
+        var analytic = [Double](repeating: 0, count: count)
+        for (net, ctx) in replicas {
+            let g = try Self.shardGradient(net, ctx)
+            for i in 0..<count { analytic[i] += Double(g[i]) }
+        }
+        let basePattern = replicas.map { Self.reluPattern($0.net, rows: $0.ctx.rows) }
+        var kinked = false
+        let loss = { () -> Double in
+            var total = 0.0
+            for (r, (net, ctx)) in replicas.enumerated() {
+                try! net.forwardTrain(ctx, collective: single)
+                total += net.lossAndGradient(ctx).lossSum
+                if Self.reluPattern(net, rows: ctx.rows) != basePattern[r] { kinked = true }
+            }
+            return total / Double(globalBatch)
+        }
+        for (name, offset, n) in Self.parameterGroups(replicas[0].net.layout) {
+            var coords = Array(0..<n)
+            if n > perGroup { coords.shuffle(using: &rng); coords = Array(coords.prefix(perGroup)) }
+            var (a, num) = ([Double](), [Double]())
+            var skipped = 0
+            for k in coords {
+                let i = offset + k
+                kinked = false
+                // Perturb the parameter in every replica together.
+                let x = replicas[0].net.parameters.pointer[i]
+                let (xp, xm) = (x + h, x - h)
+                for r in replicas { r.net.parameters.pointer[i] = xp }
+                let lp = loss()
+                for r in replicas { r.net.parameters.pointer[i] = xm }
+                let lm = loss()
+                for r in replicas { r.net.parameters.pointer[i] = x }
+                if kinked { skipped += 1; continue }
+                a.append(analytic[i])
+                num.append((lp - lm) / (Double(xp) - Double(xm)))
+            }
+            XCTAssertLessThanOrEqual(skipped * 5, coords.count, "\(name): too many coordinates cross a ReLU kink (\(skipped)/\(coords.count))", file: file, line: line)
+            guard !num.isEmpty else { continue }
+            let (rel, maxNumeric) = Self.relativeError(a, num)
+            XCTAssertGreaterThan(maxNumeric, 1e-6, "\(name): numeric gradient is ~0", file: file, line: line)
+            XCTAssertLessThan(rel, tolerance, "\(name): relative gradient error \(rel) (max |numeric| \(maxNumeric), \(num.count) coordinates)", file: file, line: line)
+        }
+    }
+
+    func testSmallNetworkGradientsAllParameters() throws {
+        var rng = RNG(7)
+        let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
+        let batch = 16
+        let net = Self.makeNetwork(arch, capacity: batch, rng: &rng)
+        _ = Self.fillBatch(net, rows: batch, rng: &rng)
+        let ctx = StepContext(globalBatch: batch, firstRow: 0, rows: batch, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .sync)
+        // Every coordinate of every group (214 parameters).
+        try checkNetworkGradients([(net, ctx)], perGroup: .max, h: 1e-3, tolerance: 1e-2, rng: &rng)
+    }
+
+    func testModel1PresetGradients() throws {
+        var rng = RNG(8)
+        let arch = ModelPreset.model1.architecture(inputWidth: 12, classCount: 4)
+        XCTAssertEqual(arch.hidden, [128, 64])
+        XCTAssertEqual(arch.dropoutAfter, [true, false])
+        let batch = 16
+        let net = Self.makeNetwork(arch, capacity: batch, rng: &rng)
+        _ = Self.fillBatch(net, rows: batch, rng: &rng)
+        let ctx = StepContext(globalBatch: batch, firstRow: 0, rows: batch, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .sync)
+        try checkNetworkGradients([(net, ctx)], perGroup: 30, h: 1e-3, tolerance: 1e-2, rng: &rng)
+    }
+
+    /// In `local` mode each shard normalises with its own statistics; the shards' gradients then sum
+    /// to the gradient of (Σ shard loss sums) / globalBatch, which is a well-defined function of the
+    /// parameters. Uneven shards (7 and 9 of 16).
+    func testLocalModeShardGradientsSumToGradientOfShardLosses() throws {
+        var rng = RNG(9)
+        let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
+        let (batch, k) = (16, 7)
+        let first = Self.makeNetwork(arch, capacity: batch, rng: &rng)
+        let (input, labels) = Self.fillBatch(first, rows: batch, rng: &rng)
+        let second = Network(architecture: arch, capacity: batch)
+        second.parameters.copy(from: first.parameters)
+        let w = arch.inputWidth
+        Self.load(second, input: Array(input[(k * w)...]), labels: Array(labels[k...]))
+        let ctx1 = StepContext(globalBatch: batch, firstRow: 0, rows: k, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .local)
+        let ctx2 = StepContext(globalBatch: batch, firstRow: k, rows: batch - k, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .local)
+        try checkNetworkGradients([(first, ctx1), (second, ctx2)], perGroup: .max, h: 1e-3, tolerance: 1e-2, rng: &rng)
+    }
+
+    /// With a single shard holding the whole batch, `local` and `sync` are the same computation:
+    /// identical gradients, loss and (after the merge) running statistics.
+    func testLocalModeWithOneShardEqualsSync() throws {
+        var rng = RNG(10)
+        let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
+        let batch = 16
+        let syncNet = Self.makeNetwork(arch, capacity: batch, rng: &rng)
+        let (input, labels) = Self.fillBatch(syncNet, rows: batch, rng: &rng)
+        let localNet = Network(architecture: arch, capacity: batch)
+        localNet.parameters.copy(from: syncNet.parameters)
+        Self.load(localNet, input: input, labels: labels)
+        var results: [(LossTally, [Float], [Float])] = []
+        for (net, mode) in [(syncNet, BatchNormMode.sync), (localNet, .local)] {
+            let ctx = StepContext(globalBatch: batch, firstRow: 0, rows: batch, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: mode)
+            let tally = try net.computeGradients(ctx, collective: SingleProcess())
+            results.append((tally, Array(net.gradients.array[0..<net.layout.count]), net.runningStats.array))
+        }
+        XCTAssertEqual(results[0].1, results[1].1, "parameter gradients must be bit-identical")
+        XCTAssertEqual(results[0].0, results[1].0)
+        XCTAssertGreaterThan(results[0].1.map(abs).max()!, 0)
+        // Running statistics moved away from (0, 1) and agree (the local path goes through Float sums).
+        for (s, l) in zip(results[0].2, results[1].2) { XCTAssertEqual(s, l, accuracy: 1e-6) }
+        XCTAssertGreaterThan(zip(results[0].2, Network(architecture: arch, capacity: 1).runningStats.array).map { abs($0 - $1) }.max()!, 1e-3)
+    }
+
+    /// A hidden unit active on every row feeds BatchNorm a column whose common shift BatchNorm
+    /// removes, so its Dense bias gradient is exactly zero (not Float rounding noise), in both modes;
+    /// units active on only some rows keep a nonzero bias gradient.
+    func testAlwaysActiveUnitHasExactlyZeroBiasGradient() throws {
+        var rng = RNG(12)
+        let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
+        let batch = 16
+        let net = Self.makeNetwork(arch, capacity: batch, rng: &rng)
+        _ = Self.fillBatch(net, rows: batch, rng: &rng)
+        let d0 = net.layout.dense[0]
+        // Units 0–3: bias 5 (≥ 6σ above the input term: active on every row); units 4–7: bias 0.
+        for j in 0..<8 { net.parameters.pointer[d0.bias + j] = j < 4 ? 5 : 0 }
+        for mode in [BatchNormMode.sync, .local] {
+            let ctx = StepContext(globalBatch: batch, firstRow: 0, rows: batch, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: mode)
+            let g = try Self.shardGradient(net, ctx)
+            let a = net.blocks[0].a
+            for j in 0..<8 {
+                let active = (0..<batch).filter { a.pointer[$0 * 8 + j] > 0 }.count
+                if j < 4 {
+                    XCTAssertEqual(active, batch, "unit \(j) should be active on every row")
+                    XCTAssertEqual(g[d0.bias + j], 0, "\(mode): always-active unit \(j) bias gradient must be exactly 0")
+                    // Its weights still learn.
+                    XCTAssertGreaterThan((0..<12).map { abs(g[d0.weight + $0 * 8 + j]) }.max()!, 1e-4)
+                } else if active > 0 && active < batch {
+                    XCTAssertNotEqual(g[d0.bias + j], 0, "\(mode): partially active unit \(j) has a bias gradient")
+                }
+            }
+            XCTAssertTrue((4..<8).contains { j in
+                let active = (0..<batch).filter { a.pointer[$0 * 8 + j] > 0 }.count
+                return active > 0 && active < batch
+            }, "test needs a partially active unit")
+        }
+    }
+
+    // MARK: - Sync mode across two replicas (threads)
+
+    struct CollectiveTimeout: Error {}
+    struct Unsupported: Error {}
+
+    /// A rendezvous of two threads that sums their contributions.
+    final class PairHub: @unchecked Sendable {
+        let condition = NSCondition()
+        var pending: [[Double]] = [[], []]
+        var arrived = 0
+        var generation = 0
+        var result: [Double] = []
+
+        func allreduce(rank: Int, _ values: [Double]) throws -> [Double] {
+            condition.lock()
+            defer { condition.unlock() }
+            let myGeneration = generation
+            pending[rank] = values
+            arrived += 1
+            if arrived == 2 {
+                precondition(pending[0].count == pending[1].count, "ranks reduced buffers of different sizes")
+                result = zip(pending[0], pending[1]).map(+)
+                arrived = 0
+                generation += 1
+                condition.broadcast()
+            } else {
+                while generation == myGeneration {
+                    if !condition.wait(until: Date().addingTimeInterval(20)) { throw CollectiveTimeout() }
+                }
+            }
+            return result
+        }
+    }
+
+    /// One rank of a two-rank in-process collective (only the sums are needed by a training step).
+    final class PairCollective: Collective, @unchecked Sendable {
+        let hub: PairHub
+        let rank: Int
+        var size: Int { 2 }
+        init(hub: PairHub, rank: Int) { (self.hub, self.rank) = (hub, rank) }
+        func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+            let sum = try hub.allreduce(rank: rank, buffer.map(Double.init))
+            for i in buffer.indices { buffer[i] = Float(sum[i]) }
+        }
+        func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+            let sum = try hub.allreduce(rank: rank, Array(buffer))
+            for i in buffer.indices { buffer[i] = sum[i] }
+        }
+        func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) { throw Unsupported() }
+        func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws { throw Unsupported() }
+        func broadcast(_ bytes: inout [UInt8], root: Int) throws { throw Unsupported() }
+        func barrier() throws { _ = try hub.allreduce(rank: rank, []) }
+    }
+
+    final class RankJob: @unchecked Sendable {
+        let net: Network, ctx: StepContext, collective: PairCollective
+        var tally: LossTally?
+        var error: Error?
+        init(net: Network, ctx: StepContext, collective: PairCollective) {
+            (self.net, self.ctx, self.collective) = (net, ctx, collective)
+        }
+    }
+
+    /// SyncBatchNorm's promise: two ranks with uneven shards (7 + 9) produce, after the fused
+    /// allreduce, the same gradient, loss and running statistics as one process on the whole batch.
+    func testSyncModeTwoRanksEqualsSingleProcess() throws {
+        var rng = RNG(11)
+        let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, true], classCount: 4)
+        let (batch, k) = (16, 7)
+        let whole = Self.makeNetwork(arch, capacity: batch, rng: &rng)
+        let (input, labels) = Self.fillBatch(whole, rows: batch, rng: &rng)
+        let w = arch.inputWidth
+        let hub = PairHub()
+        var jobs: [RankJob] = []
+        for (rank, rows) in [(0, 0..<k), (1, k..<batch)] {
+            let net = Network(architecture: arch, capacity: batch)
+            net.parameters.copy(from: whole.parameters)
+            Self.load(net, input: Array(input[(rows.lowerBound * w)..<(rows.upperBound * w)]), labels: Array(labels[rows]))
+            let ctx = StepContext(globalBatch: batch, firstRow: rows.lowerBound, rows: rows.count,
+                                  dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .sync)
+            jobs.append(RankJob(net: net, ctx: ctx, collective: PairCollective(hub: hub, rank: rank)))
+        }
+        let group = DispatchGroup()
+        for job in jobs {
+            group.enter()
+            Thread {
+                do { job.tally = try job.net.computeGradients(job.ctx, collective: job.collective) } catch { job.error = error }
+                group.leave()
+            }.start()
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "ranks did not finish")
+        for job in jobs { XCTAssertNil(job.error) }
+
+        let ctx = StepContext(globalBatch: batch, firstRow: 0, rows: batch, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .sync)
+        let expected = try whole.computeGradients(ctx, collective: SingleProcess())
+        let n = whole.layout.count
+        // Both ranks hold the same reduced gradient.
+        XCTAssertEqual(jobs[0].net.gradients.array, jobs[1].net.gradients.array)
+        let got = jobs[0].net.gradients.array
+        XCTAssertEqual(jobs[0].tally?.correct, expected.correct)
+        XCTAssertEqual(jobs[0].tally?.lossSum ?? .nan, expected.lossSum, accuracy: 1e-4 * abs(expected.lossSum))
+        for (name, offset, count) in Self.parameterGroups(whole.layout) {
+            let a = (0..<count).map { Double(got[offset + $0]) }
+            let e = (0..<count).map { Double(whole.gradients.pointer[offset + $0]) }
+            let (rel, _) = Self.relativeError(a, e)
+            XCTAssertLessThan(rel, 1e-4, "\(name): two-rank sync gradient differs from single-process gradient by \(rel)")
+        }
+        XCTAssertGreaterThan(whole.gradients.array[0..<n].map(abs).max()!, 0)
+        for job in jobs {
+            for (r, e) in zip(job.net.runningStats.array, whole.runningStats.array) { XCTAssertEqual(r, e, accuracy: 1e-6) }
+        }
+    }
+}

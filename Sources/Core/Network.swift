@@ -353,7 +353,8 @@ public final class Network {
 
 /// Where each value sits in `Network.exactSums`: for every dense layer (hidden blocks, then the head)
 /// its bias gradient; for every BatchNorm its scale and shift gradients; the loss sum and correct
-/// count; then (BatchNorm mode `local`) each block's Σa and Σa² in RunningStatsLayout order.
+/// count; then (BatchNorm mode `local`) each block's Σa and Σa² in RunningStatsLayout order; then
+/// one control slot (the training loop's stop vote).
 public struct ExactSumsLayout: Equatable, Sendable {
     /// Offset of dense layer `l`'s bias gradient (`l == blockCount` is the head).
     public let bias: [Int]
@@ -363,6 +364,8 @@ public struct ExactSumsLayout: Equatable, Sendable {
     public let loss: Int
     /// Offset of the local-mode BatchNorm sums.
     public let statistics: Int
+    /// One slot the training loop uses to vote on stopping (Network leaves it alone).
+    public let control: Int
     public let count: Int
 
     public init(_ layout: ParameterLayout, _ stats: RunningStatsLayout) {
@@ -373,6 +376,7 @@ public struct ExactSumsLayout: Equatable, Sendable {
         shift = layout.norm.map { take($0.width) }
         loss = take(2)
         statistics = take(stats.count)
+        control = take(1)
         count = offset
     }
 }

@@ -49,17 +49,42 @@ public protocol TrainingObserver: AnyObject {
     /// A step finished; `lossSoFar` is the running mean of this epoch's batch losses.
     func stepFinished(epoch: Int, step: Int, steps: Int, lossSoFar: Double, samplesPerSecond: Double)
     /// An epoch finished; `isBest` says it set a new best validation macro-F1 (its model is `trainer.best`).
-    /// Return false to stop training after this epoch (for example on SIGTERM).
+    /// Return false to stop training after this epoch.
     func epochFinished(_ record: EpochRecord, isBest: Bool, trainer: Trainer) throws -> Bool
     /// The loss became non-finite; this learning rate's run is abandoned and the sweep goes on.
     func diverged(lr: Double, lrIndex: Int, epoch: Int, step: Int)
+    /// Training stopped mid-epoch because a stop was requested (a signal); the trainer's state is
+    /// complete and consistent, so a checkpoint written now resumes exactly.
+    func interrupted(trainer: Trainer) throws
 }
 
 /// Why `Trainer.run` returned.
 public enum TrainingOutcome: Equatable, Sendable {
     case completed
-    /// The observer asked to stop; training can be resumed from the trainer's state.
+    /// The observer asked to stop at the end of an epoch.
     case stopped
+    /// A stop was requested (on some rank) and training stopped after the current step.
+    case interrupted
+}
+
+/// Where a sweep stands: everything besides tensors that a checkpoint needs to resume exactly.
+public struct TrainingPosition: Codable, Equatable, Sendable {
+    /// The learning rate being trained.
+    public var lrIndex = 0
+    /// Finished epochs of that learning rate.
+    public var epochsDone = 0
+    /// Finished steps of the epoch in progress, and its running sums (non-zero only when a run
+    /// was interrupted mid-epoch).
+    public var stepInEpoch = 0
+    public var epochLossSum = 0.0
+    public var epochAccuracySum = 0.0
+    public var epochTrainSeconds = 0.0
+    public var epochCommunicationSeconds = 0.0
+
+    public init() {}
+
+    /// True at the very start of a learning rate's run (fresh weights to be broadcast).
+    public var atStartOfRun: Bool { epochsDone == 0 && stepInEpoch == 0 }
 }
 
 /// A learning-rate sweep in progress: model replica, optimiser state, position and history.
@@ -74,14 +99,15 @@ public final class Trainer {
     /// Rows of this rank's shard of each global batch.
     public let shard: Range<Int>
     public weak var observer: TrainingObserver?
+    /// Polled after every step on every rank; if it returns true on any rank, all ranks stop after
+    /// that step together (the vote travels in the step's reduction, so it costs nothing).
+    public var stopRequested: () -> Bool = { false }
 
-    /// Position: the learning rate being trained and how many of its epochs are done.
-    public internal(set) var lrIndex = 0
-    public internal(set) var epochsDone = 0
+    public internal(set) var position = TrainingPosition()
     /// Every finished epoch, in order.
     public internal(set) var history: [EpochRecord] = []
     public internal(set) var best: BestModel?
-    /// Learning rates abandoned because the loss became non-finite.
+    /// Learning-rate indices abandoned because the loss became non-finite.
     public internal(set) var diverged: [Int] = []
 
     /// Rows evaluated at once in inference mode (bounded for memory, large for sgemm efficiency).
@@ -107,50 +133,65 @@ public final class Trainer {
     func startLearningRate() {
         network.reset(seed: config.seed)
         adam.reset()
-        epochsDone = 0
+        let lr = position.lrIndex
+        position = TrainingPosition()
+        position.lrIndex = lr
     }
 
     var isRoot: Bool { collective.rank == 0 }
 
     // MARK: - The loop
 
-    /// Trains until the sweep is finished or the observer asks to stop.
+    /// Trains until the sweep is finished, the observer asks to stop, or a stop is requested.
     public func run() throws -> TrainingOutcome {
-        while lrIndex < config.learningRates.count {
-            if epochsDone == 0 {
+        while position.lrIndex < config.learningRates.count {
+            if position.atStartOfRun {
                 // Rank 0's initial weights are the job's: a replica that initialised differently
                 // (another library version, say) cannot silently train a different model.
                 try collective.broadcast(network.parameters.all, root: 0)
                 try collective.broadcast(network.runningStats.all, root: 0)
-                if isRoot { observer?.runStarted(lr: config.learningRates[lrIndex], lrIndex: lrIndex, stepsPerEpoch: stepsPerEpoch) }
-            }
-            while epochsDone < config.epochs {
-                guard let record = try trainEpoch() else {
-                    diverged.append(lrIndex)
-                    epochsDone = config.epochs
-                    break
+                if isRoot {
+                    observer?.runStarted(lr: config.learningRates[position.lrIndex], lrIndex: position.lrIndex,
+                                         stepsPerEpoch: stepsPerEpoch)
                 }
-                let keepGoing = try finishEpoch(record)
-                if !keepGoing { return .stopped }
             }
-            lrIndex += 1
-            if lrIndex < config.learningRates.count { startLearningRate() }
+            while position.epochsDone < config.epochs {
+                switch try trainEpoch() {
+                case .diverged:
+                    diverged.append(position.lrIndex)
+                    position.epochsDone = config.epochs
+                case .interrupted:
+                    if isRoot { try observer?.interrupted(trainer: self) }
+                    try collective.barrier()
+                    return .interrupted
+                case .finished(let record):
+                    if try !finishEpoch(record) { return .stopped }
+                }
+            }
+            position.lrIndex += 1
+            if position.lrIndex < config.learningRates.count { startLearningRate() }
         }
         return .completed
     }
 
-    /// One epoch of training and validation; nil if the loss became non-finite.
-    func trainEpoch() throws -> EpochRecord? {
-        let lr = config.learningRates[lrIndex]
-        let epoch = epochsDone
+    enum EpochResult {
+        case finished(EpochRecord)
+        case diverged
+        case interrupted
+    }
+
+    /// The rest of the current epoch (from `position.stepInEpoch`), then validation.
+    func trainEpoch() throws -> EpochResult {
+        let lr = config.learningRates[position.lrIndex]
+        let epoch = position.epochsDone
         let batch = config.batchSize
         let order = permutation(train.count, key: RandomKey(seed: config.seed, .shuffle).with(epoch))
         let dropoutKey = RandomKey(seed: config.seed, .dropout).with(epoch)
-        let commBefore = collective.communicationSeconds
-        var lossSum = 0.0
-        var accuracySum = 0.0
-        let start = DispatchTime.now().uptimeNanoseconds
-        for step in 0..<stepsPerEpoch {
+        let control = network.exactSums.pointer + network.exactLayout.control
+        while position.stepInEpoch < stepsPerEpoch {
+            let step = position.stepInEpoch
+            let start = DispatchTime.now().uptimeNanoseconds
+            let commBefore = collective.communicationSeconds
             order.withUnsafeBufferPointer { o in
                 let base = step * batch
                 network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(base + shard.lowerBound)..<(base + shard.upperBound)]))
@@ -158,51 +199,62 @@ public final class Trainer {
             let ctx = StepContext(
                 globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count,
                 dropoutKey: dropoutKey.with(step), keep: Float(1 - config.dropout), batchNormMode: config.batchNorm)
+            control.pointee = stopRequested() ? 1 : 0
             let tally = try network.computeGradients(ctx, collective: collective)
             // Every rank sees the same reduced loss, so every rank takes this branch together.
             guard tally.lossSum.isFinite else {
-                if isRoot { observer?.diverged(lr: lr, lrIndex: lrIndex, epoch: epoch + 1, step: step + 1) }
-                return nil
+                if isRoot { observer?.diverged(lr: lr, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
+                return .diverged
             }
             adam.update(params: network.parameters.pointer, grads: network.gradients.pointer, lr: Float(lr))
-            lossSum += tally.lossSum / Double(batch)
-            accuracySum += Double(tally.correct) / Double(batch)
+            position.stepInEpoch += 1
+            position.epochLossSum += tally.lossSum / Double(batch)
+            position.epochAccuracySum += Double(tally.correct) / Double(batch)
+            position.epochTrainSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            position.epochCommunicationSeconds += collective.communicationSeconds - commBefore
             if isRoot, let observer {
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 observer.stepFinished(epoch: epoch + 1, step: step + 1, steps: stepsPerEpoch,
-                                      lossSoFar: lossSum / Double(step + 1),
-                                      samplesPerSecond: Double((step + 1) * batch) / max(seconds, 1e-9))
+                                      lossSoFar: position.epochLossSum / Double(step + 1),
+                                      samplesPerSecond: Double(position.stepInEpoch * batch) / max(position.epochTrainSeconds, 1e-9))
             }
+            // The reduced vote: some rank was asked to stop.
+            if control.pointee > 0 && position.stepInEpoch < stepsPerEpoch { return .interrupted }
         }
-        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let comm = collective.communicationSeconds - commBefore
         let valStart = DispatchTime.now().uptimeNanoseconds
         let val = try evaluate(network, on: validation, collective: collective)
         let valSeconds = Double(DispatchTime.now().uptimeNanoseconds - valStart) / 1e9
         try verifyReplicasAgree()
         let steps = Double(max(stepsPerEpoch, 1))
-        return EpochRecord(
-            lr: lr, lrIndex: lrIndex, epoch: epoch + 1,
-            trainLoss: lossSum / steps, trainAccuracy: accuracySum / steps,
+        let record = EpochRecord(
+            lr: lr, lrIndex: position.lrIndex, epoch: epoch + 1,
+            trainLoss: position.epochLossSum / steps, trainAccuracy: position.epochAccuracySum / steps,
             valLoss: val.loss, valAccuracy: val.accuracy, valMacroF1: val.macroF1,
-            trainSeconds: trainSeconds, valSeconds: valSeconds, communicationSeconds: comm)
+            trainSeconds: position.epochTrainSeconds, valSeconds: valSeconds,
+            communicationSeconds: position.epochCommunicationSeconds)
+        // A stop requested during the last step takes effect after this epoch is recorded.
+        return .finished(record)
     }
 
     /// Records the epoch, updates the best model, and lets rank 0 decide whether to continue.
     func finishEpoch(_ record: EpochRecord) throws -> Bool {
-        epochsDone += 1
+        let lrIndex = position.lrIndex
+        position = TrainingPosition()
+        position.lrIndex = lrIndex
+        position.epochsDone = record.epoch
         history.append(record)
         // Strictly greater, as the seed: the first model to reach a score keeps it.
         let isBest = record.valMacroF1 > (best?.record.valMacroF1 ?? 0)
         if isBest {
             best = BestModel(record: record, parameters: network.parameters.array, runningStats: network.runningStats.array)
         }
+        // A stop requested during the epoch's last step ends the run here, after the checkpoint.
+        let stopVoted = network.exactSums.pointer[network.exactLayout.control] > 0
         var decision: [UInt8] = [1]
         if isRoot, let observer {
             decision = [try observer.epochFinished(record, isBest: isBest, trainer: self) ? 1 : 0]
         }
         try collective.broadcast(&decision, root: 0)
-        return decision == [1]
+        return decision == [1] && !stopVoted
     }
 
     /// Fails loudly if the ranks' parameters or running statistics have drifted apart (they are
@@ -212,7 +264,7 @@ public final class Trainer {
         let sum = network.checksum()
         let (lo, hi) = try collective.allreduceMinMax(sum)
         if lo != hi {
-            throw TrainerError("replicas diverged after epoch \(epochsDone + 1) of lr \(config.learningRates[lrIndex]): parameter checksums range from \(lo) to \(hi) across ranks")
+            throw TrainerError("replicas diverged after epoch \(position.epochsDone + 1) of lr \(config.learningRates[position.lrIndex]): parameter checksums range from \(lo) to \(hi) across ranks")
         }
     }
 

@@ -11,10 +11,13 @@ public struct TrainerError: Error, CustomStringConvertible, Equatable, Sendable 
     /// True when every rank of the job raised this same error together (see `Collective.agree`),
     /// so one rank may report it for all and every rank can exit cleanly.
     public var agreed: Bool
+    /// The process exit status this failure should end with (1, or 128 + signal for interruptions).
+    public var exitCode: Int32
 
-    public init(_ message: String, agreed: Bool = false) {
+    public init(_ message: String, agreed: Bool = false, exitCode: Int32 = 1) {
         self.message = message
         self.agreed = agreed
+        self.exitCode = exitCode
     }
 
     public var description: String { message }

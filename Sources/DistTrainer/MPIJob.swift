@@ -25,7 +25,7 @@ func withMPIJob(_ body: (MPICollective) throws -> Void) throws {
     } catch let e as TrainerError where e.agreed {
         if mpi.rank == 0 { printError(e.message) }
         mpi.finalize()
-        exit(1)
+        exit(e.exitCode)
     } catch {
         printError(mpi.size > 1 ? "rank \(mpi.rank): \(error)" : "\(error)")
         if mpi.size > 1 { mpi.abort(code: 1) }

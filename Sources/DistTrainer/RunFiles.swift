@@ -14,6 +14,8 @@ enum RunFiles {
     static let summary = "summary.json"
     static let validationConfusion = "confusion_val.csv"
     static let testConfusion = "confusion_test.csv"
+    static let best = "best.safetensors"
+    static let last = "last.safetensors"
 
     /// Creates `path` (and parents) and checks it is writable; one line naming it otherwise.
     static func prepareDirectory(_ path: String) throws {

@@ -13,8 +13,12 @@ final class RunReporter: TrainingObserver {
     private var learningRates: [Double]
     private var batchSize: Int
 
-    init(directory: String, console: Console, config: TrainingConfig) {
+    /// Data directory, recorded in last.safetensors so that --resume finds the same data.
+    let dataDirectory: String
+
+    init(directory: String, console: Console, config: TrainingConfig, dataDirectory: String) {
         self.directory = directory
+        self.dataDirectory = dataDirectory
         self.console = console
         epochs = config.epochs
         learningRates = config.learningRates
@@ -42,8 +46,25 @@ final class RunReporter: TrainingObserver {
             "\(r.lr)", r.epoch, epochs, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,
             r.trainSeconds, samples / max(r.trainSeconds, 1e-9), 100 * r.communicationSeconds / max(r.trainSeconds, 1e-9),
             isBest ? "  *best" : ""))
-        try RunFiles.writeMetrics(trainer.history, to: directory)
+        try saveCheckpoints(trainer, best: isBest)
         return true
+    }
+
+    func interrupted(trainer: Trainer) throws {
+        console.clearProgress()
+        try saveCheckpoints(trainer, best: false)
+    }
+
+    /// Writes best.safetensors (when there is a new best), then last.safetensors, then the metrics
+    /// files: in that order, so a crash between any two leaves files a resume can reconcile (it
+    /// rewrites the metrics from the last checkpoint's history).
+    func saveCheckpoints(_ trainer: Trainer, best isBest: Bool) throws {
+        if isBest, let best = Checkpoint.best(trainer) {
+            try writeSafetensors(best, path: directory + "/" + RunFiles.best)
+        }
+        let absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        try writeSafetensors(Checkpoint.last(trainer, extra: ["data_dir": absolute]), path: directory + "/" + RunFiles.last)
+        try RunFiles.writeMetrics(trainer.history, to: directory)
     }
 
     func diverged(lr: Double, lrIndex: Int, epoch: Int, step: Int) {

@@ -6,8 +6,11 @@
 // the network's capacity and the per-rank loss sums and confusion counts are summed with one
 // allreduce, so the result is the same for any number of ranks and every rank receives it.
 
-/// Evaluates `net` on all of `images`. Collective: every rank must call it.
-public func evaluate(_ net: Network, on images: LabeledImages, collective: Collective) throws -> Evaluation {
+/// Evaluates `net` on all of `images`. Collective: every rank must call it. If `logits` is given
+/// ([images.count × classes], zeroed by the caller) each rank writes the logits of its part there;
+/// summing the buffers over ranks then gives every sample's logits.
+public func evaluate(_ net: Network, on images: LabeledImages, collective: Collective,
+                     logits: UnsafeMutablePointer<Float>? = nil) throws -> Evaluation {
     let classes = net.architecture.classCount
     let part = shardRange(batch: images.count, rank: collective.rank, size: collective.size)
     // [loss sum, confusion counts row-major]; Doubles count exactly up to 2^53.
@@ -24,6 +27,7 @@ public func evaluate(_ net: Network, on images: LabeledImages, collective: Colle
             logits: net.logits.pointer, labels: net.labels.pointer, rows: n, classes: classes,
             gradScale: 0, dLogits: nil, predictions: predictions.pointer)
         totals.pointer[0] += tally.lossSum
+        logits?.advanced(by: start * classes).update(from: net.logits.pointer, count: n * classes)
         for i in 0..<n {
             totals.pointer[1 + Int(net.labels.pointer[i]) * classes + Int(predictions.pointer[i])] += 1
         }

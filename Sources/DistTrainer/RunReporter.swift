@@ -59,11 +59,12 @@ final class RunReporter: TrainingObserver {
     /// files: in that order, so a crash between any two leaves files a resume can reconcile (it
     /// rewrites the metrics from the last checkpoint's history).
     func saveCheckpoints(_ trainer: Trainer, best isBest: Bool) throws {
-        if isBest, let best = Checkpoint.best(trainer) {
+        let extra = ["data_dir": URL(fileURLWithPath: dataDirectory).standardizedFileURL.path]
+        if isBest, var best = Checkpoint.best(trainer) {
+            best.metadata.merge(extra) { ours, _ in ours }
             try writeSafetensors(best, path: directory + "/" + RunFiles.best)
         }
-        let absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
-        try writeSafetensors(Checkpoint.last(trainer, extra: ["data_dir": absolute]), path: directory + "/" + RunFiles.last)
+        try writeSafetensors(Checkpoint.last(trainer, extra: extra), path: directory + "/" + RunFiles.last)
         try RunFiles.writeMetrics(trainer.history, to: directory)
     }
 

@@ -13,12 +13,13 @@ final class RunReporter: TrainingObserver {
     private var learningRates: [Double]
     private var batchSize: Int
 
-    /// Data directory, recorded in last.safetensors so that --resume finds the same data.
-    let dataDirectory: String
+    /// Recorded in the checkpoints: the data directory (so --resume and evaluate find the same data)
+    /// and the job's ranks and threads (so a resume on the same ranks rounds identically).
+    let checkpointMetadata: [String: String]
 
-    init(directory: String, console: Console, config: TrainingConfig, dataDirectory: String) {
+    init(directory: String, console: Console, config: TrainingConfig, checkpointMetadata: [String: String]) {
         self.directory = directory
-        self.dataDirectory = dataDirectory
+        self.checkpointMetadata = checkpointMetadata
         self.console = console
         epochs = config.epochs
         learningRates = config.learningRates
@@ -59,7 +60,7 @@ final class RunReporter: TrainingObserver {
     /// files: in that order, so a crash between any two leaves files a resume can reconcile (it
     /// rewrites the metrics from the last checkpoint's history).
     func saveCheckpoints(_ trainer: Trainer, best isBest: Bool) throws {
-        let extra = ["data_dir": URL(fileURLWithPath: dataDirectory).standardizedFileURL.path]
+        let extra = checkpointMetadata
         if isBest, var best = Checkpoint.best(trainer) {
             best.metadata.merge(extra) { ours, _ in ours }
             try writeSafetensors(best, path: directory + "/" + RunFiles.best)

@@ -121,8 +121,7 @@ struct Train: ParsableCommand {
     // MARK: - The job
 
     func train(mpi: MPICollective) throws {
-        let threadsPerRank = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / mpi.localSize)
-        setBlasThreads(threadsPerRank)
+        var threadsPerRank = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / mpi.localSize)
 
         // A resumed run's checkpoint is read by rank 0 (the run directory need not be shared) and
         // sent to every rank; then every rank parses it, so every rank can fail alike.
@@ -136,7 +135,14 @@ struct Train: ParsableCommand {
             }
             try mpi.broadcast(&bytes, root: 0)
             checkpoint = try mpi.agreeing { try decodeSafetensors(bytes, name: checkpointPath) }
+            // OpenBLAS rounds differently with another thread count, so a resume on the same number
+            // of ranks keeps the run's threads (unless told otherwise) to stay bitwise identical.
+            if threads == nil, checkpoint?.metadata["ranks"] == String(mpi.size),
+               let saved = checkpoint?.metadata["threads_per_rank"].flatMap(Int.init), saved > 0 {
+                threadsPerRank = saved
+            }
         }
+        setBlasThreads(threadsPerRank)
 
         // Everything that can fail on one rank only happens here, before the first training
         // collective, and ends in an agreement so that all ranks stop together.
@@ -180,7 +186,10 @@ struct Train: ParsableCommand {
                     + "\(p.epochsDone) epoch\(p.epochsDone == 1 ? "" : "s") done\(p.stepInEpoch > 0 ? " + \(p.stepInEpoch) steps" : ""), "
                     + "\(trainer.history.count) epochs in the history")
             }
-            reporter = RunReporter(directory: directory, console: console, config: config, dataDirectory: dataDirectory)
+            reporter = RunReporter(directory: directory, console: console, config: config, checkpointMetadata: [
+                "data_dir": URL(fileURLWithPath: dataDirectory).standardizedFileURL.path,
+                "ranks": String(mpi.size), "threads_per_rank": String(threadsPerRank),
+            ])
         }
         try mpi.agreeing {
             if mpi.rank == 0 {

@@ -9,7 +9,7 @@ struct DistTrainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dist-trainer",
         abstract: "Data-parallel training of fully-connected networks on Fashion-MNIST over Open MPI.",
-        subcommands: [Train.self, Evaluate.self, Check.self, Roofline.self, Download.self])
+        subcommands: [Train.self, Evaluate.self, Summarize.self, Check.self, Roofline.self, Download.self])
 }
 
 @main

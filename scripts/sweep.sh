@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# sweep.sh: a scripted sweep — one mpirun job per grid point (learning rate × model × batch size),
+# each into its own run directory under one sweep directory, then `dist-trainer summarize`.
+#
+#   scripts/sweep.sh --lr 0.005,0.001 --model 1,2 --batch-size 128 -- --epochs 10
+#   scripts/sweep.sh --sweep-dir runs/sweep1 --np 2 --parallel 2 --hostfile hostfiles/cluster ...
+#   scripts/sweep.sh --list ...      # print the grid: index, run name, train arguments
+#   scripts/sweep.sh --args I ...    # print point I's train arguments (used by Slurm array tasks)
+#
+# Options (lists are comma-separated):
+#   --sweep-dir DIR     where the runs go (default runs/sweep-<timestamp>)
+#   --lr LIST           learning rates (default: the seed's 0.005,0.001,0.0005,0.0001)
+#   --model LIST        seed model presets (default 2)
+#   --batch-size LIST   global batch sizes (default 128)
+#   --np N              ranks per job (default: all local cores, or with --parallel K: cores / K)
+#   --parallel K        run K jobs at once; with --hostfile each job gets its own disjoint group of
+#                       hosts (the hostfile's lines dealt round-robin into K groups), without one
+#                       they share this machine (default 1: one job after another)
+#   --hostfile FILE     an Open MPI hostfile
+#   -- FLAGS...         passed to every `dist-trainer train` (e.g. --epochs 20 --seed 3)
+# Every grid point trains with the same seed, so its numbers equal the matching learning rate of an
+# in-process sweep (`dist-trainer train --lr A,B,...`) with the same settings.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+SWEEP_DIR="" LRS="0.005,0.001,0.0005,0.0001" MODELS="2" BATCHES="128" NP="" PARALLEL=1 HOSTFILE="" MODE=run POINT=""
+EXTRA=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --sweep-dir) SWEEP_DIR="$2"; shift 2 ;;
+        --lr) LRS="$2"; shift 2 ;;
+        --model) MODELS="$2"; shift 2 ;;
+        --batch-size) BATCHES="$2"; shift 2 ;;
+        --np) NP="$2"; shift 2 ;;
+        --parallel) PARALLEL="$2"; shift 2 ;;
+        --hostfile) HOSTFILE="$2"; shift 2 ;;
+        --list) MODE=list; shift ;;
+        --args) MODE=args; POINT="$2"; shift 2 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 0 ;;
+        *) echo "sweep.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ -n "$SWEEP_DIR" ] || SWEEP_DIR="runs/sweep-$(date +%Y%m%d-%H%M%S)"
+[[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || { echo "sweep.sh: --parallel expects a positive integer, found '$PARALLEL'" >&2; exit 2; }
+
+# The grid, in a fixed order (model, then batch size, then learning rate): index i is the same
+# for --list, --args and the Slurm array task id.
+names=() args=()
+IFS=',' read -r -a model_list <<<"$MODELS"
+IFS=',' read -r -a batch_list <<<"$BATCHES"
+IFS=',' read -r -a lr_list <<<"$LRS"
+for m in "${model_list[@]}"; do
+    for b in "${batch_list[@]}"; do
+        for lr in "${lr_list[@]}"; do
+            name="model${m}-batch${b}-lr${lr}"
+            names+=("$name")
+            args+=("--model $m --batch-size $b --lr $lr --run-dir $SWEEP_DIR/$name")
+        done
+    done
+done
+
+case "$MODE" in
+    list)
+        for i in "${!names[@]}"; do printf '%d %s %s %s\n' "$i" "${names[$i]}" "${args[$i]}" "${EXTRA[*]:-}"; done
+        exit 0 ;;
+    args)
+        [[ "$POINT" =~ ^[0-9]+$ ]] && [ "$POINT" -lt "${#names[@]}" ] \
+            || { echo "sweep.sh: --args $POINT: the grid has points 0..$(( ${#names[@]} - 1 ))" >&2; exit 2; }
+        echo "${args[$POINT]} ${EXTRA[*]:-}"
+        exit 0 ;;
+esac
+
+source "$HERE/setup.sh"
+mkdir -p "$SWEEP_DIR"
+
+# Host groups for concurrent jobs: hostfile lines dealt round-robin into PARALLEL files.
+groups=()
+if [ -n "$HOSTFILE" ]; then
+    [ -f "$HOSTFILE" ] || { echo "sweep.sh: --hostfile $HOSTFILE: no such file" >&2; exit 2; }
+    mapfile -t hosts < <(grep -v -E '^[[:space:]]*(#|$)' "$HOSTFILE")
+    [ "${#hosts[@]}" -ge "$PARALLEL" ] || { echo "sweep.sh: --parallel $PARALLEL needs at least $PARALLEL hosts in $HOSTFILE, found ${#hosts[@]}" >&2; exit 2; }
+    for g in $(seq 0 $((PARALLEL - 1))); do
+        f="$SWEEP_DIR/.hosts-$g"; : >"$f"
+        for h in $(seq "$g" "$PARALLEL" $((${#hosts[@]} - 1))); do echo "${hosts[$h]}" >>"$f"; done
+        groups+=("$f")
+    done
+fi
+NP="${NP:-$(( $(nproc) / PARALLEL > 0 ? $(nproc) / PARALLEL : 1 ))}"
+
+run_point() {  # index, group
+    local i="$1" g="$2" mpi=(-np "$NP")
+    if [ -n "$HOSTFILE" ]; then mpi+=(--hostfile "${groups[$g]}"); else mpi+=(--oversubscribe); fi
+    # shellcheck disable=SC2086
+    mpirun "${mpi[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train ${args[$i]} "${EXTRA[@]}" \
+        >"$SWEEP_DIR/${names[$i]}.log" 2>&1
+}
+
+echo "sweep: ${#names[@]} point(s) into $SWEEP_DIR, $PARALLEL at a time, $NP rank(s) each"
+failed=0
+pids=() slots=()
+for i in "${!names[@]}"; do
+    # Wait for a free slot (group) when PARALLEL jobs are running.
+    while [ "${#pids[@]}" -ge "$PARALLEL" ]; do
+        for k in "${!pids[@]}"; do
+            if ! kill -0 "${pids[$k]}" 2>/dev/null; then
+                wait "${pids[$k]}" || failed=$((failed + 1))
+                unset 'pids[k]' 'slots[k]'
+            fi
+        done
+        pids=("${pids[@]}"); slots=("${slots[@]}")
+        [ "${#pids[@]}" -ge "$PARALLEL" ] && sleep 0.2
+    done
+    used=" ${slots[*]:-} "; g=0
+    while [[ "$used" == *" $g "* ]]; do g=$((g + 1)); done
+    echo "  [$i] ${names[$i]}"
+    run_point "$i" "$g" &
+    pids+=("$!"); slots+=("$g")
+done
+for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
+[ "$failed" -eq 0 ] || echo "sweep: $failed job(s) failed; see the .log files in $SWEEP_DIR" >&2
+
+"$DIST_TRAINER_BIN" summarize "$SWEEP_DIR"
+[ "$failed" -eq 0 ]

@@ -4,7 +4,8 @@
 # Sourced by train.sh, test.sh and bench.sh; safe to run again (it only installs what is missing).
 # Installs with apt on Debian/Ubuntu: Open MPI, OpenBLAS, zlib, libcurl (Foundation's networking)
 # and the Fashion-MNIST data set package. Elsewhere it says what to install and stops.
-# Environment: DIST_TRAINER_SKIP_BUILD=1 skips the build; SWIFT_BIN overrides where swift is;
+# Environment: DIST_TRAINER_SKIP_BUILD=1 skips the build (and keeps a given DIST_TRAINER_BIN);
+# SWIFT_BIN overrides where swift is;
 # EXTRA_APT_PACKAGES adds packages (the Slurm test uses it).
 
 set -euo pipefail
@@ -55,4 +56,8 @@ if [ "${DIST_TRAINER_SKIP_BUILD:-0}" != 1 ]; then
         exit 1
     fi
 fi
-export DIST_TRAINER_BIN="$ROOT/.build/release/dist-trainer"
+if [ "${DIST_TRAINER_SKIP_BUILD:-0}" = 1 ]; then
+    export DIST_TRAINER_BIN="${DIST_TRAINER_BIN:-$ROOT/.build/release/dist-trainer}"
+else
+    export DIST_TRAINER_BIN="$ROOT/.build/release/dist-trainer"
+fi

@@ -42,6 +42,13 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$SWEEP_DIR" ] || SWEEP_DIR="runs/sweep-$(date +%Y%m%d-%H%M%S)"
+for flag in "${EXTRA[@]}"; do
+    case "$flag" in
+        --lr|--lr=*|--model|--model=*|--batch-size|--batch-size=*|--run-dir|--run-dir=*|--resume|--resume=*)
+            echo "sweep.sh: '$flag' after -- would override the grid; give the grid with sweep.sh's own --lr/--model/--batch-size" >&2
+            exit 2 ;;
+    esac
+done
 [[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || { echo "sweep.sh: --parallel expects a positive integer, found '$PARALLEL'" >&2; exit 2; }
 
 # The grid, in a fixed order (model, then batch size, then learning rate): index i is the same

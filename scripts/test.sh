@@ -8,16 +8,21 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
-# Test oracles: NumPy (reference implementation of the seed's math).
-PY_PACKAGES=(numpy)
-if ! python3 -c 'import numpy' >/dev/null 2>&1; then
-    say "installing Python packages: ${PY_PACKAGES[*]}"
-    python3 -m pip install --quiet "${PY_PACKAGES[@]}" 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages "${PY_PACKAGES[@]}" 2>/dev/null \
-        || { command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-numpy >/dev/null; }
+# Test oracles and tools: NumPy (reference implementation of the seed's math), safetensors (the
+# reference reader/writer of the checkpoint format), matplotlib (the plotting script).
+PY_PACKAGES=(numpy safetensors matplotlib)
+py_missing=()
+for p in "${PY_PACKAGES[@]}"; do python3 -c "import $p" >/dev/null 2>&1 || py_missing+=("$p"); done
+if [ ${#py_missing[@]} -gt 0 ]; then
+    say "installing Python packages: ${py_missing[*]}"
+    python3 -m pip install --quiet "${py_missing[@]}" 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages "${py_missing[@]}" \
+        || { say "pip could not install ${py_missing[*]}"; exit 1; }
 fi
-python3 -c 'import numpy' || { say "numpy is required for the reference tests"; exit 1; }
+for p in "${PY_PACKAGES[@]}"; do python3 -c "import $p" || { say "python package $p is required by the tests"; exit 1; }; done
 
+# In CI every oracle must run: a missing one fails the test instead of skipping it.
+export SAFETENSORS_REQUIRED=1 MATPLOTLIB_REQUIRED=1
 export NUMPY_REFERENCE_REQUIRED=1  # the NumPy oracle must run in CI, not skip
 say "running tests (binary under test: $DIST_TRAINER_BIN)"
 swift test --parallel --num-workers 2 "$@"

@@ -25,9 +25,14 @@ public protocol Collective: AnyObject {
     func broadcast(_ bytes: inout [UInt8], root: Int) throws
     /// Waits until every rank has arrived.
     func barrier() throws
+    /// Tells the collective where training is (for diagnostics such as a hang watchdog); cheap,
+    /// called once per step.
+    func noteProgress(lrIndex: Int, epoch: Int, step: Int)
 }
 
 extension Collective {
+    public func noteProgress(lrIndex: Int, epoch: Int, step: Int) {}
+
     /// Error agreement: every rank passes the error it hit (or nil); if any rank failed, every rank
     /// throws the same error, the one of the lowest failing rank, prefixed with that rank when the job
     /// has more than one. Use it after every step that can fail on some ranks only (reading files,

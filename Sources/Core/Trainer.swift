@@ -190,6 +190,7 @@ public final class Trainer {
         let control = network.exactSums.pointer + network.exactLayout.control
         while position.stepInEpoch < stepsPerEpoch {
             let step = position.stepInEpoch
+            collective.noteProgress(lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1)
             let start = DispatchTime.now().uptimeNanoseconds
             let commBefore = collective.communicationSeconds
             order.withUnsafeBufferPointer { o in

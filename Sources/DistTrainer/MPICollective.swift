@@ -22,6 +22,8 @@ final class MPICollective: Collective, CommunicationTiming {
     private(set) var secondsInCollectives = 0.0
     private let world: MPI_Comm
     private var finalized = false
+    /// Started by `startWatchdog`; nil until then (and when the timeout is 0).
+    private var watchdog: Watchdog?
 
     /// Initialises MPI. Call once, before any other MPI use.
     init() throws {
@@ -50,6 +52,17 @@ final class MPICollective: Collective, CommunicationTiming {
         nodeCount = Int(leaders[0])
     }
 
+    /// From now on, a collective that waits longer than `timeout` seconds ends the process with a
+    /// message (0 disables the watchdog).
+    func startWatchdog(timeout: Double) {
+        guard timeout > 0, watchdog == nil else { return }
+        watchdog = Watchdog(timeout: timeout, rank: rank)
+    }
+
+    func noteProgress(lrIndex: Int, epoch: Int, step: Int) {
+        watchdog?.note(lrIndex: lrIndex, epoch: epoch, step: step)
+    }
+
     /// Shuts MPI down; every rank must call it before exiting normally.
     func finalize() {
         guard !finalized else { return }
@@ -67,13 +80,13 @@ final class MPICollective: Collective, CommunicationTiming {
     // MARK: Collective
 
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-        try timed { try MPICollective.check(
+        try timed(1, buffer.count) { try MPICollective.check(
             MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_float(), cmpi_op_sum(), world),
             "MPI_Allreduce") }
     }
 
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
-        try timed { try MPICollective.check(
+        try timed(2, buffer.count) { try MPICollective.check(
             MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_op_sum(), world),
             "MPI_Allreduce") }
     }
@@ -81,35 +94,40 @@ final class MPICollective: Collective, CommunicationTiming {
     func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) {
         // max(v) and max(−v) = −min(v) in one call.
         var pair = [value, -value]
-        try timed { try MPICollective.check(
+        try timed(3, 2) { try MPICollective.check(
             MPI_Allreduce(cmpi_in_place(), &pair, 2, cmpi_double(), cmpi_op_max(), world), "MPI_Allreduce") }
         return (-pair[1], pair[0])
     }
 
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
-        try timed { try MPICollective.check(
+        try timed(4, buffer.count) { try MPICollective.check(
             MPI_Bcast(buffer.baseAddress, Int32(buffer.count), cmpi_float(), Int32(root), world), "MPI_Bcast") }
     }
 
     func broadcast(_ bytes: inout [UInt8], root: Int) throws {
         var length: [Int32] = [Int32(bytes.count)]
-        try timed { try MPICollective.check(MPI_Bcast(&length, 1, cmpi_int32(), Int32(root), world), "MPI_Bcast") }
+        try timed(5, 1) { try MPICollective.check(MPI_Bcast(&length, 1, cmpi_int32(), Int32(root), world), "MPI_Bcast") }
         if rank != root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
         if length[0] > 0 {
-            try timed { try MPICollective.check(
+            try timed(5, Int(length[0])) { try MPICollective.check(
                 MPI_Bcast(&bytes, length[0], cmpi_uint8(), Int32(root), world), "MPI_Bcast") }
         }
     }
 
     func barrier() throws {
-        try timed { try MPICollective.check(MPI_Barrier(world), "MPI_Barrier") }
+        try timed(6, 0) { try MPICollective.check(MPI_Barrier(world), "MPI_Barrier") }
     }
 
     // MARK: Helpers
 
-    private func timed(_ body: () throws -> Void) rethrows {
+    /// Runs one MPI call, timing it and letting the watchdog see it (`code` names the operation).
+    private func timed(_ code: Int, _ elements: Int, _ body: () throws -> Void) rethrows {
         let start = DispatchTime.now().uptimeNanoseconds
-        defer { secondsInCollectives += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        watchdog?.enter(code, elements: elements)
+        defer {
+            watchdog?.leave()
+            secondsInCollectives += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
         try body()
     }
 

@@ -71,6 +71,9 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Continue the run in this directory from its last.safetensors, with its saved settings (on any number of ranks).", valueName: "run-dir"))
     var resume: String?
 
+    @Option(help: ArgumentHelp("End the job when a collective waits longer than this (a rank died or hung); 0 disables.", valueName: "seconds"))
+    var collectiveTimeout: Double = 300
+
     // MARK: - Configuration
 
     /// The configuration: the defaults (or `base`, a checkpoint's) with the given flags applied.
@@ -109,6 +112,9 @@ struct Train: ParsableCommand {
 
     func validate() throws {
         do { _ = try makeConfig() } catch let e as TrainerError { throw ValidationError(e.message) }
+        if !(collectiveTimeout >= 0) {
+            throw ValidationError("--collective-timeout: expected seconds ≥ 0, found \(collectiveTimeout)")
+        }
         if resume != nil, runDir != nil {
             throw ValidationError("--run-dir: a resumed run continues in its own directory; give only --resume")
         }
@@ -121,6 +127,7 @@ struct Train: ParsableCommand {
     // MARK: - The job
 
     func train(mpi: MPICollective) throws {
+        mpi.startWatchdog(timeout: collectiveTimeout)
         var threadsPerRank = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / mpi.localSize)
 
         // A resumed run's checkpoint is read by rank 0 (the run directory need not be shared) and
@@ -201,7 +208,11 @@ struct Train: ParsableCommand {
             }
         }
         trainer.observer = reporter
-        trainer.stopRequested = StopSignal.requested
+        let fault = FaultInjection(rank: mpi.rank)
+        trainer.stopRequested = {
+            fault?.step()
+            return StopSignal.requested()
+        }
         StopSignal.install()
 
         let outcome = try trainer.run()

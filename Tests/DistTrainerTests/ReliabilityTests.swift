@@ -1,0 +1,307 @@
+// Reliability: every bad input ends with one clear line and a non-zero exit from every rank
+// (quickly, never a hang); a dead or hung rank ends the job; a signal, a full disk and a diverging
+// learning rate lose nothing.
+import Core
+import Foundation
+import XCTest
+
+final class ReliabilityTests: XCTestCase {
+    let small = ["--hidden", "16,8", "--epochs", "1", "--lr", "0.003", "--threads", "1"]
+
+    /// Runs and checks the contract for bad input: exit ≠ 0, within 10 s, exactly one line of ours
+    /// on stderr containing every `needle`.
+    func expectOneLineFailure(_ np: Int, _ args: [String], _ needles: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = np == 1 ? try runTrainer(args, timeout: 30) : try runMPI(np, args, timeout: 30)
+        XCTAssertFalse(r.timedOut, "\(args): hung", file: file, line: line)
+        XCTAssertNotEqual(r.status, 0, "\(args)", file: file, line: line)
+        XCTAssertLessThan(r.seconds, 10, "\(args) took \(r.seconds) s", file: file, line: line)
+        let ours = r.stderr.split(separator: "\n").filter { $0.hasPrefix("dist-trainer: error:") || $0.hasPrefix("Error:") }
+        XCTAssertEqual(ours.count, 1, "np=\(np) \(args): \(r.stderr)", file: file, line: line)
+        for needle in needles {
+            XCTAssertTrue(ours.first?.contains(needle) ?? false, "np=\(np): '\(needle)' not in: \(r.stderr)", file: file, line: line)
+        }
+    }
+
+    // MARK: - Bad input
+
+    func testBadDataFiles() throws {
+        let tmp = try temporaryDirectory(self)
+        func fresh(_ name: String, gzipped: Bool = true) throws -> String {
+            let dir = tmp + "/" + name
+            try writeSyntheticDataset(to: dir, train: 200, test: 50, gzipped: gzipped)
+            return dir
+        }
+        func put(_ dir: String, _ file: String, _ bytes: [UInt8]) throws {
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + file))
+        }
+        let trainImages = FashionMNIST.trainImages, trainLabels = FashionMNIST.trainLabels
+        var cases: [(String, [String])] = []
+
+        cases.append((tmp + "/missing-dir", ["missing-dir", "does not exist"]))
+
+        var d = try fresh("one-missing")
+        try FileManager.default.removeItem(atPath: d + "/" + trainLabels + ".gz")
+        cases.append((d, [trainLabels]))
+
+        d = try fresh("not-gzip")
+        try put(d, trainImages + ".gz", Array("this is not gzip".utf8))
+        cases.append((d, [trainImages, "not a gzip file"]))
+
+        d = try fresh("truncated-gzip")
+        let gz = [UInt8](try Data(contentsOf: URL(fileURLWithPath: d + "/" + trainImages + ".gz")))
+        try put(d, trainImages + ".gz", Array(gz[0..<(gz.count / 2)]))
+        cases.append((d, [trainImages, "truncated"]))
+
+        d = try fresh("wrong-magic", gzipped: false)
+        var labels = [UInt8](try Data(contentsOf: URL(fileURLWithPath: d + "/" + trainLabels)))
+        labels[3] = 0x03
+        try put(d, trainLabels, labels)
+        cases.append((d, [trainLabels, "magic"]))
+
+        d = try fresh("count-mismatch", gzipped: false)
+        try put(d, trainLabels, encodeIDX(dims: [199], bytes: [UInt8](repeating: 1, count: 199)))
+        cases.append((d, ["200", "199"]))
+
+        d = try fresh("label-range", gzipped: false)
+        var bad = [UInt8](repeating: 1, count: 200)
+        bad[7] = 12
+        try put(d, trainLabels, encodeIDX(dims: [200], bytes: bad))
+        cases.append((d, [trainLabels, "12"]))
+
+        d = try fresh("zero-images", gzipped: false)
+        try put(d, trainImages, encodeIDX(dims: [0, 8, 8], bytes: []))
+        try put(d, trainLabels, encodeIDX(dims: [0], bytes: []))
+        cases.append((d, [trainImages, "0 images"]))
+
+        d = try fresh("dimensions", gzipped: false)
+        try put(d, FashionMNIST.testImages, encodeIDX(dims: [50, 9, 9], bytes: [UInt8](repeating: 0, count: 50 * 81)))
+        cases.append((d, ["8", "9"]))
+
+        for (dir, needles) in cases {
+            try expectOneLineFailure(1, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
+        }
+        // The same checks agreed by every rank of an MPI job: one message, all ranks exit.
+        if (try? mpirunPath()) != nil {
+            for (dir, needles) in [cases[1], cases[3], cases[8]] {
+                try expectOneLineFailure(2, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
+            }
+        }
+    }
+
+    func testBadFlags() throws {
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 200, test: 50)
+        let base = ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run"]
+        let cases: [([String], [String])] = [
+            (["--lr", "0"], ["--lr", "0"]), (["--lr", "-0.1"], ["--lr"]), (["--lr", "abc"], ["--lr", "abc"]),
+            (["--lr", "nan"], ["--lr"]), (["--epochs", "0"], ["--epochs"]), (["--batch-size", "1000"], ["--batch-size", "160"]),
+            (["--val-fraction", "0"], ["--val-fraction"]), (["--val-fraction", "1.5"], ["--val-fraction"]),
+            (["--model", "7"], ["--model"]), (["--hidden", "64,x"], ["--hidden"]), (["--hidden", "64,0"], ["--hidden"]),
+            (["--bn", "batch"], ["--bn"]), (["--optimizer", "sgd"], ["--optimizer"]), (["--collective-timeout", "-1"], ["--collective-timeout"]),
+        ]
+        for (flags, needles) in cases { try expectOneLineFailure(1, base + flags, needles) }
+        if (try? mpirunPath()) != nil {
+            // A batch smaller than the number of ranks: some rank would have no sample.
+            try expectOneLineFailure(3, base + ["--batch-size", "2"], ["--batch-size", "2", "3"])
+            for (flags, needles) in cases.prefix(3) { try expectOneLineFailure(2, base + flags, needles) }
+        }
+    }
+
+    func testUnwritableRunDirectory() throws {
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 200, test: 50)
+        FileManager.default.createFile(atPath: tmp + "/a-file", contents: Data("x".utf8))
+        try expectOneLineFailure(1, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["--run-dir", "a-file/run"])
+        if (try? mpirunPath()) != nil {
+            try expectOneLineFailure(2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["rank 0", "--run-dir"])
+        }
+    }
+
+    // MARK: - Faults
+
+    /// kill -9 of one rank mid-epoch: the job ends within 10 s with no process left behind,
+    /// last.safetensors stays valid, and --resume finishes with the uninterrupted run's metrics.
+    func testKill9OfOneRankThenResume() throws {
+        let mpirun = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 5000, test: 200)
+        let common = ["--data-dir", tmp + "/data", "--hidden", "128,64,32", "--epochs", "6", "--lr", "0.002",
+                      "--batch-size", "50", "--threads", "1"]
+        let full = try runMPI(2, ["train", "--run-dir", tmp + "/full"] + common)
+        XCTAssertEqual(full.status, 0, full.stderr)
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mpirun)
+        p.arguments = ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--run-dir", tmp + "/cut"] + common
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        p.environment = env
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: tmp + "/cut/last.safetensors") && p.isRunning && Date() < deadline { usleep(5_000) }
+        usleep(50_000)
+        guard let victim = rankPID(1, parent: p.processIdentifier) else { return XCTFail("rank 1 not found") }
+        let killedAt = Date()
+        kill(victim, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(killedAt), 10, "the job must end within 10 s")
+        usleep(500_000)
+        XCTAssertEqual(processes(matching: tmp + "/cut"), [], "processes left behind")
+
+        let checkpoint = try readSafetensors(path: tmp + "/cut/last.safetensors")
+        XCTAssertEqual(try Checkpoint.describe(checkpoint, path: "last").kind, "last")
+        XCTAssertLessThan(try readMetrics(tmp + "/cut").count, 6, "the job should have died before finishing")
+        let resumed = try runMPI(2, ["train", "--resume", tmp + "/cut"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let a = try readMetrics(tmp + "/full"), b = try readMetrics(tmp + "/cut")
+        XCTAssertEqual(a.count, b.count)
+        for (x, y) in zip(a, b) {
+            for key in ["train_loss", "val_loss", "val_accuracy", "val_macro_f1"] { XCTAssertEqual(x[key] as! Double, y[key] as! Double, key) }
+        }
+        let s = try readJSON(tmp + "/full/summary.json")["test"] as! [String: Any]
+        let t = try readJSON(tmp + "/cut/summary.json")["test"] as! [String: Any]
+        XCTAssertEqual(s["accuracy"] as! Double, t["accuracy"] as! Double)
+        XCTAssertEqual(s["loss"] as! Double, t["loss"] as! Double)
+    }
+
+    /// A rank that stops responding: the others' watchdog ends the job with a message naming the
+    /// collective and the step, instead of hanging forever.
+    func testHungRankEndedByWatchdog() throws {
+        _ = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 2000, test: 100)
+        let r = try runMPI(2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run", "--collective-timeout", "2"] + small,
+                           environment: ["DIST_TRAINER_FAULT": "hang:1:5"], timeout: 60)
+        XCTAssertFalse(r.timedOut, "the job hung")
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertLessThan(r.seconds, 15)
+        XCTAssertTrue(r.stderr.contains("rank 0: MPI_Allreduce") && r.stderr.contains("epoch 1 step 5")
+                      && r.stderr.contains("has not completed after"), r.stderr)
+        usleep(500_000)
+        XCTAssertEqual(processes(matching: tmp + "/run"), [], "processes left behind")
+    }
+
+    /// SIGTERM to mpirun (Slurm preemption) and Ctrl-C: the ranks finish the current step, rank 0
+    /// saves last.safetensors and says how to resume, the job exits non-zero.
+    func testSignalsToMpirunSaveState() throws {
+        let mpirun = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 5000, test: 100)
+        for (signal, name) in [(SIGTERM, "term"), (SIGINT, "int")] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: mpirun)
+            p.arguments = ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/" + name,
+                           "--hidden", "128,64", "--epochs", "50", "--lr", "0.002", "--batch-size", "50", "--threads", "1"]
+            var env = ProcessInfo.processInfo.environment
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+            p.environment = env
+            let log = tmp + "/\(name).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardOutput = FileHandle(forWritingAtPath: log)
+            p.standardError = p.standardOutput
+            try p.run()
+            let deadline = Date().addingTimeInterval(120)
+            while !FileManager.default.fileExists(atPath: tmp + "/\(name)/last.safetensors") && Date() < deadline { usleep(5_000) }
+            usleep(100_000)
+            kill(p.processIdentifier, signal)
+            p.waitUntilExit()
+            let output = try String(contentsOfFile: log, encoding: .utf8)
+            XCTAssertNotEqual(p.terminationStatus, 0, output)
+            XCTAssertTrue(output.contains("interrupted by") && output.contains("--resume " + tmp + "/" + name), output)
+            let position = try readSafetensors(path: tmp + "/\(name)/last.safetensors").metadata["position"] ?? ""
+            XCTAssertTrue(position.contains("step_in_epoch"), position)
+        }
+    }
+
+    /// A learning rate whose loss becomes non-finite is abandoned with a message; the sweep goes
+    /// on and the best model comes from the healthy rates.
+    func testDivergenceMovesOnToNextLearningRate() throws {
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 1000, test: 100)
+        let r = try runTrainer(["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run", "--hidden", "16,8",
+                                "--epochs", "2", "--lr", "0.003,1e38,0.001", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("lr 1e+38: loss became non-finite"), r.stdout)
+        let rows = try readMetrics(tmp + "/run")
+        XCTAssertEqual(rows.filter { $0["lr"] as! Double == 0.003 }.count, 2)
+        XCTAssertEqual(rows.filter { $0["lr"] as! Double == 0.001 }.count, 2)
+        XCTAssertEqual(rows.filter { $0["lr"] as! Double == 1e38 }.count, 0)
+        let summary = try readJSON(tmp + "/run/summary.json")
+        XCTAssertEqual(summary["diverged_lrs"] as? [Double], [1e38])
+        let best = summary["best"] as! [String: Any]
+        XCTAssertNotEqual(best["lr"] as! Double, 1e38)
+        let file = try readSafetensors(path: tmp + "/run/best.safetensors")
+        XCTAssertTrue(file.tensors.allSatisfy { $0.values.allSatisfy(\.isFinite) })
+        XCTAssertEqual(file.metadata["lr"], String(best["lr"] as! Double))
+    }
+
+    /// Disk full while writing a checkpoint (a small tmpfs): a clear error naming the file, and the
+    /// previous checkpoint intact and loadable.
+    func testDiskFullKeepsPreviousCheckpoint() throws {
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 1000, test: 100)
+        let flags = ["--data-dir", tmp + "/data", "--hidden", "64,32", "--lr", "0.003", "--threads", "1"]
+        // Measure what one epoch writes, then give the run room for that and half a checkpoint more.
+        XCTAssertEqual(try runTrainer(["train", "--run-dir", tmp + "/probe", "--epochs", "1"] + flags).status, 0)
+        let sizes = try FileManager.default.contentsOfDirectory(atPath: tmp + "/probe").map {
+            (try FileManager.default.attributesOfItem(atPath: tmp + "/probe/" + $0)[.size] as? Int) ?? 0
+        }
+        let last = (try FileManager.default.attributesOfItem(atPath: tmp + "/probe/last.safetensors")[.size] as? Int) ?? 0
+        let room = (sizes.reduce(0, +) + last / 2 + 4095) / 4096 * 4096 + 8192
+        let mountPoint = tmp + "/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = try runProcess("/bin/mount", ["-t", "tmpfs", "-o", "size=\(room)", "tmpfs", mountPoint])
+        guard mount.status == 0 else { throw XCTSkip("cannot mount a small tmpfs here (needs root): \(mount.stderr)") }
+        defer { _ = try? runProcess("/bin/umount", [mountPoint]) }
+
+        let r = try runTrainer(["train", "--run-dir", mountPoint + "/run", "--epochs", "5"] + flags, timeout: 60)
+        XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+        XCTAssertTrue(r.stderr.contains(mountPoint + "/run/") && r.stderr.contains("No space left on device"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        let file = try readSafetensors(path: mountPoint + "/run/last.safetensors")
+        XCTAssertEqual(try Checkpoint.describe(file, path: "last").kind, "last")
+        XCTAssertTrue(file.metadata["position"]?.contains("\"epochs_done\":1") ?? false, file.metadata["position"] ?? "")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/run").filter { $0.hasPrefix(".") }
+        XCTAssertEqual(leftovers, [], "temporary files left behind")
+    }
+
+    // MARK: - Helpers
+
+    /// The PID of the dist-trainer child of `parent` that is rank `rank`.
+    func rankPID(_ rank: Int, parent: Int32) -> Int32? {
+        for pid in descendants(of: parent) {
+            guard let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+            let vars = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            if vars.contains("OMPI_COMM_WORLD_RANK=\(rank)") { return pid }
+        }
+        return nil
+    }
+
+    func descendants(of parent: Int32) -> [Int32] {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        var children: [Int32] = []
+        for entry in all {
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { continue }
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            if fields.count > 2, Int32(fields[1]) == parent { children.append(pid) }
+        }
+        return children + children.flatMap { descendants(of: $0) }
+    }
+
+    /// PIDs of live processes whose command line contains `text`.
+    func processes(matching text: String) -> [Int32] {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return all.compactMap { entry -> Int32? in
+            guard let pid = Int32(entry), pid != getpid(),
+                  let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  !(stat.split(separator: ")").last?.hasPrefix(" Z") ?? false) else { return nil }
+            return String(decoding: cmd.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text) ? pid : nil
+        }
+    }
+}

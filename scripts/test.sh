@@ -6,6 +6,8 @@
 #   scripts/test.sh                 # everything
 #   scripts/test.sh --filter Adam   # extra arguments go to `swift test`
 set -euo pipefail
+# The Slurm test runs a real one-node cluster: its packages are installed with the rest.
+export EXTRA_APT_PACKAGES="${EXTRA_APT_PACKAGES:-} slurm-wlm munge"
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 # Test oracles and tools: NumPy (reference implementation of the seed's math), safetensors (the

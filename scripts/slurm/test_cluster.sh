@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# test_cluster.sh: an end-to-end test of the Slurm scripts on a throwaway one-node Slurm cluster
+# started on this machine: a private munged, slurmctld and slurmd (their config, state, sockets,
+# logs and pid files all in one temporary directory, on their own ports), then one train.sbatch job
+# and a 2-point learning-rate sweep submitted with submit_sweep.sh (an array job of 2-rank srun/PMIx
+# MPI jobs, and the combine job after it) on a small synthetic data set, and checks of the results:
+# every job COMPLETED with exit 0, clean job logs, comparison.csv and summary.json, and "ranks": 2
+# in every run's config.json (srun + PMIx made one 2-rank MPI job, not two singletons).
+#
+#   scripts/slurm/test_cluster.sh        # exit 0 = passed, 1 = failed (logs printed), 77 = skipped
+#
+# Needs root (slurmd runs jobs as root here) and Debian's slurm-wlm and munge, which it installs with
+# apt-get when missing; skips (77) when it cannot. The daemons are stopped by PID when the script
+# exits, whatever the outcome. It never touches a system Slurm or munge: SLURM_CONF points at the
+# private slurm.conf and AuthInfo at the private munge socket.
+#
+# Environment: DIST_TRAINER_BIN (default <repo>/.build/release/dist-trainer),
+# SLURM_TEST_KEEP=1 keeps the temporary directory, SLURM_TEST_TIMEOUT (seconds to wait for the
+# jobs, default 180).
+# shellcheck disable=SC2317  # (cleanup, stop_pid and show_logs run from traps)
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+START=$SECONDS
+
+say() { printf '[slurm-test %3ds] %s\n' "$((SECONDS - START))" "$*"; }
+skip() { printf '[slurm-test] SKIP: %s\n' "$*"; exit 77; }
+
+TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PID="" FAILED=0
+
+show_logs() {  # the jobs' logs first, then the daemons'
+    [ -n "$TMP" ] || return 0
+    local f d
+    for f in "$TMP"/train-*.out "$TMP"/submit.out "$TMP"/sweep/slurm-logs/*.out "$TMP"/log/{slurmd,slurmctld,munged}.log; do
+        [ -s "$f" ] || continue
+        printf '\n----- %s (last 30 lines) -----\n' "${f#"$TMP"/}"
+        tail -n 30 "$f"
+    done
+    # A daemon that died before opening its log file said why on stderr.
+    for d in slurmd slurmctld; do
+        if [ ! -s "$TMP/log/$d.log" ] && [ -s "$TMP/log/$d.stderr.log" ]; then
+            printf '\n----- log/%s.stderr.log -----\n' "$d"
+            tail -n 30 "$TMP/log/$d.stderr.log"
+        fi
+    done
+    printf '%s\n' "-----"
+}
+
+fail() {
+    printf '[slurm-test] FAIL: %s\n' "$*" >&2
+    FAILED=1
+    show_logs >&2
+    exit 1
+}
+
+stop_pid() {  # pid name: SIGTERM, wait up to 10 s, then SIGKILL
+    local pid="$1" name="$2" i
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+        say "$name ($pid) did not stop; SIGKILL"
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM HUP
+    if [ -n "$SLURMCTLD_PID" ] && kill -0 "$SLURMCTLD_PID" 2>/dev/null; then
+        # Jobs first, so that no slurmstepd (or rank) outlives slurmd.
+        if [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+            say "cancelling the remaining jobs"
+            scancel --user="$(id -un)" 2>/dev/null
+            for _ in $(seq 1 50); do
+                [ -z "$(squeue -h -t PD,R,CG,CF -o %i 2>/dev/null)" ] && break
+                sleep 0.2
+            done
+        fi
+    fi
+    [ -n "$SLURMD_PID$SLURMCTLD_PID$MUNGED_PID" ] && say "stopping slurmd, slurmctld, munged"
+    stop_pid "$SLURMD_PID" slurmd
+    stop_pid "$SLURMCTLD_PID" slurmctld
+    stop_pid "$MUNGED_PID" munged
+    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+        if [ "${SLURM_TEST_KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
+    fi
+    [ "$status" -eq 0 ] && [ "$FAILED" -eq 0 ] && say "PASS"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 1' INT TERM HUP
+
+# --- (a) prerequisites ---------------------------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || skip "needs root (a private slurmd runs the jobs as root)"
+BIN="${DIST_TRAINER_BIN:-$ROOT/.build/release/dist-trainer}"
+[ -x "$BIN" ] || fail "$BIN: not an executable; build it (scripts/setup.sh, or swift build -c release) or set DIST_TRAINER_BIN"
+BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
+command -v python3 >/dev/null 2>&1 || skip "python3 not found (writes the synthetic data set)"
+
+need_install() {
+    local t
+    for t in munged slurmctld slurmd sbatch srun squeue scontrol sinfo scancel; do
+        command -v "$t" >/dev/null 2>&1 || return 0
+    done
+    return 1
+}
+if need_install; then
+    command -v apt-get >/dev/null 2>&1 || skip "Slurm and munge are not installed and apt-get is not available"
+    say "installing slurm-wlm munge with apt-get"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends slurm-wlm munge; } \
+        >/tmp/slurm-test-apt.log 2>&1; then
+        tail -n 20 /tmp/slurm-test-apt.log
+        skip "could not install slurm-wlm and munge with apt-get (log above)"
+    fi
+    need_install && skip "slurm-wlm/munge installed, but some of munged slurmctld slurmd sbatch srun squeue are missing"
+fi
+
+# Everything private lives here (mktemp's 0700 directory also satisfies munged's permission checks).
+TMP="$(mktemp -d /tmp/dist-trainer-slurm.XXXXXX)" || fail "mktemp failed"
+mkdir -p "$TMP"/{munge,log,run,state,spool,tmpfs,data,sweep}
+# munged wants its socket's directory searchable by all (the key itself stays 0600).
+chmod 711 "$TMP" && chmod 755 "$TMP/munge"
+
+# Two free TCP ports for slurmctld and slurmd (a system Slurm may own 6817/6818).
+read -r CTLD_PORT SLURMD_PORT < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])
+for x in s: x.close()')
+[ -n "$SLURMD_PORT" ] || fail "could not find free ports"
+
+# --- (b) munge -------------------------------------------------------------------------------------
+say "starting munged (socket $TMP/munge/munge.socket)"
+dd if=/dev/urandom of="$TMP/munge/munge.key" bs=1024 count=1 status=none && chmod 600 "$TMP/munge/munge.key"
+munged -F --force --socket="$TMP/munge/munge.socket" --key-file="$TMP/munge/munge.key" \
+    --pid-file="$TMP/munge/munged.pid" --log-file="$TMP/log/munged.log" --seed-file="$TMP/munge/munged.seed" \
+    >>"$TMP/log/munged.log" 2>&1 &
+MUNGED_PID=$!
+for _ in $(seq 1 50); do [ -S "$TMP/munge/munge.socket" ] && break; kill -0 "$MUNGED_PID" 2>/dev/null || break; sleep 0.1; done
+[ -S "$TMP/munge/munge.socket" ] || fail "munged did not create its socket"
+munge -n --socket="$TMP/munge/munge.socket" | unmunge --socket="$TMP/munge/munge.socket" >/dev/null \
+    || fail "munge credential round trip failed"
+
+# --- (c) slurm.conf --------------------------------------------------------------------------------
+NODE="$(hostname -s)"
+# The node's topology exactly as slurmd will report it (a node declared with more CPUs, sockets or
+# cores than slurmd finds is drained); RealMemory left out (default 1 MB: no memory requests here).
+TOPOLOGY="$(slurmd -C 2>/dev/null | head -n 1 | tr ' ' '\n' | grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=' | tr '\n' ' ')"
+[[ "$TOPOLOGY" == *CPUs=* ]] || TOPOLOGY="CPUs=$(nproc)"
+CPUS="$(echo "$TOPOLOGY" | sed -E 's/.*CPUs=([0-9]+).*/\1/')"
+OVERRIDES=""
+if [ "$CPUS" -lt 2 ]; then  # 2-rank tasks need 2 CPUs: declare them and let slurmd accept that
+    TOPOLOGY="CPUs=2" CPUS=2 OVERRIDES="SlurmdParameters=config_overrides"
+fi
+export SLURM_CONF="$TMP/slurm.conf"
+cat >"$SLURM_CONF" <<EOF
+# Throwaway one-node cluster for scripts/slurm/test_cluster.sh
+ClusterName=dttest
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$TMP/munge/munge.socket
+StateSaveLocation=$TMP/state
+# Job temporary space, and with it the PMIx plugin's per-step directories (spmix_appdir_*).
+TmpFS=$TMP/tmpfs
+MailProg=/bin/true
+SlurmdSpoolDir=$TMP/spool
+SlurmctldPidFile=$TMP/run/slurmctld.pid
+SlurmdPidFile=$TMP/run/slurmd.pid
+SlurmctldLogFile=$TMP/log/slurmctld.log
+SlurmdLogFile=$TMP/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# No cgroups (containers, gVisor): track processes by /proc, no task binding, no accounting.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+# Jobs must ask for PMIx explicitly (srun --mpi=pmix), as on a site whose default is none.
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+ReturnToService=2
+# Keep finished jobs visible to squeue/scontrol (states, exit codes) for the whole test.
+MinJobAge=600
+# A combine job whose array failed is cancelled instead of pending forever.
+DependencyParameters=kill_invalid_depend
+InactiveLimit=0
+KillWait=5
+$OVERRIDES
+NodeName=$NODE NodeAddr=127.0.0.1 $TOPOLOGY State=UNKNOWN
+PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+
+# --- (d) slurmctld, slurmd ---------------------------------------------------------------------------
+say "starting slurmctld (port $CTLD_PORT) and slurmd (node $NODE, $CPUS CPUs, port $SLURMD_PORT)"
+slurmctld -D -i -f "$SLURM_CONF" >>"$TMP/log/slurmctld.stderr.log" 2>&1 &
+SLURMCTLD_PID=$!
+slurmd -D -f "$SLURM_CONF" -N "$NODE" >>"$TMP/log/slurmd.stderr.log" 2>&1 &
+SLURMD_PID=$!
+idle=0
+for _ in $(seq 1 120); do
+    kill -0 "$SLURMCTLD_PID" 2>/dev/null || fail "slurmctld exited"
+    kill -0 "$SLURMD_PID" 2>/dev/null || fail "slurmd exited"
+    state="$(sinfo -h -n "$NODE" -o %T 2>/dev/null)"
+    if [ "$state" = idle ]; then idle=1; break; fi
+    sleep 0.5
+done
+[ "$idle" = 1 ] || fail "node $NODE not idle after 60 s (sinfo: ${state:-no answer})"
+say "node $NODE idle ($(sbatch --version), $(munged --version 2>&1 | head -n 1))"
+srun --mpi=list 2>&1 | grep -q pmix || fail "srun --mpi=list shows no pmix plugin: $(srun --mpi=list 2>&1 | tr '\n' ' ')"
+
+# --- (e) synthetic data -----------------------------------------------------------------------------
+say "writing a synthetic IDX data set (8x8 images, 1500 train / 300 test, 10 classes)"
+python3 - "$TMP/data" <<'PY' || fail "could not write the synthetic data set"
+import gzip, random, struct, sys
+out = sys.argv[1]
+rng = random.Random(7)
+side, classes = 8, 10
+templates = [[rng.randrange(256) for _ in range(side * side)] for _ in range(classes)]
+def split(n):
+    labels = [rng.randrange(classes) for _ in range(n)]
+    pixels = bytearray()
+    for y in labels:
+        pixels += bytes(max(0, min(255, t + rng.randint(-60, 60))) for t in templates[y])
+    return labels, pixels
+def write(name, magic, dims, payload):
+    with gzip.open(f"{out}/{name}.gz", "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + bytes(payload))
+for prefix, n in (("train", 1500), ("t10k", 300)):
+    labels, pixels = split(n)
+    write(f"{prefix}-images-idx3-ubyte", 0x803, [n, side, side], pixels)
+    write(f"{prefix}-labels-idx1-ubyte", 0x801, [n], labels)
+PY
+
+# --- (f) one training job, then the sweep -----------------------------------------------------------
+say "submitting train.sbatch: 2 ranks, lr 0.01"
+TRAIN_ID="$(cd "$TMP" && DIST_TRAINER_BIN="$BIN" sbatch --parsable --ntasks=2 --output="$TMP/train-%j.out" \
+    "$HERE/train.sbatch" --model 1 --hidden 16,8 --epochs 2 --batch-size 100 --lr 0.01 --threads 1 \
+    --data-dir "$TMP/data" --run-dir "$TMP/train-run" 2>&1)" || fail "sbatch train.sbatch failed: $TRAIN_ID"
+TRAIN_ID="${TRAIN_ID%%;*}"
+
+SWEEP="$TMP/sweep"
+LRS="0.01,0.001"
+say "submitting the sweep: lr $LRS, 2 ranks per array task"
+DIST_TRAINER_BIN="$BIN" "$HERE/submit_sweep.sh" --sweep-dir "$SWEEP" --lr "$LRS" --model 1 --batch-size 100 --ntasks 2 \
+    -- --hidden 16,8 --epochs 2 --threads 1 --data-dir "$TMP/data" >"$TMP/submit.out" 2>&1 \
+    || fail "submit_sweep.sh failed: $(cat "$TMP/submit.out")"
+sed 's/^/    /' "$TMP/submit.out"
+ARRAY_ID="$(awk '/^array job:/ { print $3 }' "$TMP/submit.out")"
+COMBINE_ID="$(awk '/^combine job:/ { print $3 }' "$TMP/submit.out")"
+[[ "$ARRAY_ID" =~ ^[0-9]+$ && "$COMBINE_ID" =~ ^[0-9]+$ ]] || fail "could not read the job ids from submit_sweep.sh's output"
+
+deadline=$((SECONDS + ${SLURM_TEST_TIMEOUT:-180}))
+last=""
+while :; do
+    # Finished jobs stay listed (MinJobAge), so wait for all of ours to leave the active states.
+    active="$(squeue -h -t PD,R,CG,CF,S -o '%i %T %r' 2>/dev/null)"
+    [ -z "$active" ] && break
+    now="$(echo "$active" | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')"
+    [ "$now" != "$last" ] && say "jobs: $now"
+    last="$now"
+    [ "$SECONDS" -lt "$deadline" ] || fail "jobs not finished after ${SLURM_TEST_TIMEOUT:-180} s: $(squeue -h -t all -o '%i %T %r' | tr '\n' ';')"
+    sleep 1
+done
+say "all jobs finished"
+
+# --- (g) checks -------------------------------------------------------------------------------------
+# Every job, array tasks included, must have completed with exit code 0.
+scontrol -o show job >"$TMP/jobs.txt" 2>&1 || fail "scontrol show job failed: $(cat "$TMP/jobs.txt")"
+bad="$(grep -v -E 'JobState=COMPLETED .*ExitCode=0:0' "$TMP/jobs.txt" | grep -o -E '^JobId=[0-9]+|JobName=[^ ]+|ArrayTaskId=[^ ]+|JobState=[^ ]+|Reason=[^ ]+|ExitCode=[^ ]+' | tr '\n' ' ')"
+[ -z "$bad" ] || fail "not every job completed with exit code 0: $bad"
+njobs="$(grep -c '^JobId=' "$TMP/jobs.txt")"
+[ "$njobs" -eq 4 ] || fail "expected 4 jobs (train, 2 array tasks, combine), scontrol shows $njobs"
+
+tlog="$TMP/train-$TRAIN_ID.out"
+[ -s "$tlog" ] || fail "missing train.sbatch log $tlog"
+grep -q -i -E 'error|fatal|abort|killed' "$tlog" && fail "train.sbatch's log has errors: $tlog"
+grep -q -E '^dist-trainer: 2 ranks' "$tlog" || fail "train.sbatch's job did not run 2 ranks: $tlog"
+
+ntasks_logs=0
+for i in 0 1; do
+    log="$SWEEP/slurm-logs/sweep-${ARRAY_ID}_$i.out"
+    [ -s "$log" ] || fail "missing array task log $log"
+    grep -q -i -E 'error|fatal|abort|killed' "$log" && fail "array task $i's log has errors: $log"
+    grep -q -E '^lr .*epoch +2/2' "$log" || fail "array task $i's log has no epoch 2/2 line: $log"
+    ntasks_logs=$((ntasks_logs + 1))
+done
+clog="$SWEEP/slurm-logs/combine-$COMBINE_ID.out"
+[ -s "$clog" ] || fail "missing combine log $clog"
+grep -q -i -E 'error|fatal|abort|killed' "$clog" && fail "the combine job's log has errors: $clog"
+
+python3 - "$SWEEP" "$LRS" "$TMP/train-run" <<'PY' || fail "the sweep's results are wrong (above)"
+import csv, json, os, sys
+sweep, lrs = sys.argv[1], sys.argv[2].split(",")
+names = [f"model1-batch100-lr{lr}" for lr in lrs]
+problems = []
+with open(os.path.join(sweep, "comparison.csv")) as f:
+    rows = list(csv.DictReader(f))
+if sorted(r["run"] for r in rows) != sorted(names):
+    problems.append(f"comparison.csv rows {[r['run'] for r in rows]}, expected {names}")
+if any(r["complete"] != "true" for r in rows):
+    problems.append("comparison.csv has incomplete runs")
+summary = json.load(open(os.path.join(sweep, "summary.json")))
+if summary.get("best_run") not in names:
+    problems.append(f"summary.json best_run {summary.get('best_run')!r} is not one of {names}")
+if summary.get("complete_runs") != len(names):
+    problems.append(f"summary.json complete_runs {summary.get('complete_runs')}, expected {len(names)}")
+if not os.path.exists(os.path.join(sweep, "best.safetensors")):
+    problems.append("no best.safetensors in the sweep directory")
+for name in names:
+    config = json.load(open(os.path.join(sweep, name, "config.json")))
+    # 2 means srun + PMIx wired the two tasks into one MPI job (singletons would say 1, or refuse).
+    if config.get("ranks") != 2:
+        problems.append(f"{name}/config.json: ranks {config.get('ranks')!r}, expected 2")
+    run_summary = json.load(open(os.path.join(sweep, name, "summary.json")))
+    print(f"    {name}: ranks {config.get('ranks')}, best val macro-F1 {run_summary['best']['val_macro_f1']:.4f}")
+train = json.load(open(os.path.join(sys.argv[3], "config.json")))
+if train.get("ranks") != 2:
+    problems.append(f"train.sbatch's config.json: ranks {train.get('ranks')!r}, expected 2")
+acc = summary.get("test", {}).get("accuracy", 0)
+print(f"    best run {summary.get('best_run')}, test accuracy {acc:.4f}")
+if acc < 0.3:
+    problems.append(f"the best run's test accuracy {acc} is not above chance (0.1) on learnable data")
+for p in problems:
+    print("    " + p)
+sys.exit(1 if problems else 0)
+PY
+say "checked: 4 jobs COMPLETED with exit 0, clean logs (train job, $ntasks_logs array tasks, combine), comparison.csv, summary.json, ranks 2 in every config.json"
+exit 0

@@ -10,10 +10,45 @@ public struct DataSplit: Sendable {
     public var validation: LabeledImages
 
     /// Shuffles `all` with `seed` and holds out `valFraction` of it for validation.
-    public init(_ all: LabeledImages, valFraction: Double, seed: UInt64) {
+    ///
+    /// Takes ownership of `all` and reorders its rows in place, so the split costs no second copy
+    /// of the images (peak memory is the file plus the validation part, not twice the file).
+    public init(_ all: consuming LabeledImages, valFraction: Double, seed: UInt64) {
         let order = permutation(all.count, key: RandomKey(seed: seed, .split))
         let cut = Int((Double(all.count) * (1 - valFraction)).rounded(.toNearestOrEven))
-        train = all.subset(order[..<cut])
-        validation = all.subset(order[cut...])
+        let (width, rows, cols) = (all.width, all.rows, all.cols)
+        var pixels = all.pixels
+        var labels = all.labels
+        all = LabeledImages(pixels: [], labels: [], rows: rows, cols: cols)  // drop the last reference
+        applyPermutation(order, rowsOf: &pixels, width: width)
+        applyPermutation(order, rowsOf: &labels, width: 1)
+        validation = LabeledImages(pixels: Array(pixels[(cut * width)...]), labels: Array(labels[cut...]), rows: rows, cols: cols)
+        pixels.removeSubrange((cut * width)...)
+        labels.removeSubrange(cut...)
+        train = LabeledImages(pixels: pixels, labels: labels, rows: rows, cols: cols)
+    }
+}
+
+/// Reorders the rows of a row-major [order.count × width] array in place so that new row i is old
+/// row order[i], following each cycle of the permutation with one row of scratch space.
+func applyPermutation(_ order: [Int], rowsOf values: inout [UInt8], width: Int) {
+    var done = [Bool](repeating: false, count: order.count)
+    var saved = [UInt8](repeating: 0, count: width)
+    values.withUnsafeMutableBufferPointer { v in
+        let base = v.baseAddress!
+        for start in 0..<order.count where !done[start] {
+            saved.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: base + start * width, count: width) }
+            var i = start
+            while true {
+                done[i] = true
+                let next = order[i]
+                if next == start {
+                    saved.withUnsafeBufferPointer { (base + i * width).update(from: $0.baseAddress!, count: width) }
+                    break
+                }
+                (base + i * width).update(from: base + next * width, count: width)
+                i = next
+            }
+        }
     }
 }

@@ -40,7 +40,7 @@ public let idxUnsignedByte: UInt8 = 0x08
 ///   - data: the whole (uncompressed) file.
 ///   - name: how to name the file in error messages, e.g. "t10k-labels-idx1-ubyte".
 ///   - expectedRank: 1 for labels, 3 for images.
-public func parseIDX(_ data: [UInt8], name: String, expectedRank: Int) throws -> IDXArray {
+public func parseIDX(_ data: consuming [UInt8], name: String, expectedRank: Int) throws -> IDXArray {
     precondition((1...255).contains(expectedRank), "IDX rank must be 1...255")
     let expectedMagic = 0x0800 | expectedRank
     let what = expectedRank == 1 ? "labels" : expectedRank == 3 ? "images" : "rank \(expectedRank)"
@@ -101,7 +101,10 @@ public func parseIDX(_ data: [UInt8], name: String, expectedRank: Int) throws ->
                 + "(\(payload) bytes after the header, expected \(shape) = \(product))")
     }
     // One memcpy; the slice-to-Array conversion is contiguous.
-    return IDXArray(dims: dims, bytes: Array(data[headerSize...]))
+    // Drop the header in place: the payload (47 MB for the training images) is not copied.
+    var payloadBytes = data
+    payloadBytes.removeFirst(headerSize)
+    return IDXArray(dims: dims, bytes: payloadBytes)
 }
 
 // MARK: - Encoding

@@ -111,7 +111,7 @@ public final class Trainer {
     public internal(set) var diverged: [Int] = []
 
     /// Rows evaluated at once in inference mode (bounded for memory, large for sgemm efficiency).
-    public static let evaluationChunk = 1000
+    public static let evaluationChunk = 256
 
     public init(config: TrainingConfig, split: DataSplit, collective: Collective) throws {
         try config.validate()

@@ -153,7 +153,7 @@ struct Train: ParsableCommand {
 
         // Everything that can fail on one rank only happens here, before the first training
         // collective, and ends in an agreement so that all ranks stop together.
-        let setup = try mpi.agreeing { () throws -> (TrainingConfig, (train: LabeledImages, test: LabeledImages), String, String) in
+        var setup = try mpi.agreeing { () throws -> (TrainingConfig, (train: LabeledImages, test: LabeledImages), String, String) in
             var config = try makeConfig()
             var savedDataDirectory: String?
             if let checkpoint {
@@ -170,8 +170,12 @@ struct Train: ParsableCommand {
             }
             return (config, data, dir, runDirectory)
         }
-        let (config, data, dataDirectory, directory) = setup
-        let split = DataSplit(data.train, valFraction: config.valFraction, seed: config.seed)
+        let (config, dataDirectory, directory, testImages) = (setup.0, setup.2, setup.3, setup.1.test)
+        // Hand the training file over to the split without keeping a reference, so it is shuffled
+        // in place rather than copied (47 MB less peak memory).
+        let trainFile = setup.1.train
+        setup.1.train = LabeledImages(pixels: [], labels: [], rows: 0, cols: 0)
+        let split = DataSplit(trainFile, valFraction: config.valFraction, seed: config.seed)
         let trainer = try mpi.agreeing { () throws -> Trainer in
             let t = try Trainer(config: config, split: split, collective: mpi)
             if let checkpoint { try t.restore(from: checkpoint, path: checkpointPath) }
@@ -185,7 +189,7 @@ struct Train: ParsableCommand {
             console.line("dist-trainer: \(mpi.size) rank\(mpi.size == 1 ? "" : "s") on \(mpi.nodeCount) host\(mpi.nodeCount == 1 ? "" : "s"), "
                 + "\(threadsPerRank) BLAS thread\(threadsPerRank == 1 ? "" : "s") per rank, BN \(config.batchNorm.rawValue), "
                 + "model \(arch.widthsDescription) (\(trainer.network.layout.count) parameters), optimizer \(config.optimizer.rawValue)")
-            console.line("data: \(dataDirectory): \(split.train.count) train / \(split.validation.count) validation / \(data.test.count) test; "
+            console.line("data: \(dataDirectory): \(split.train.count) train / \(split.validation.count) validation / \(testImages.count) test; "
                 + "batch \(config.batchSize), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")
             if resume != nil {
                 let p = trainer.position
@@ -202,7 +206,7 @@ struct Train: ParsableCommand {
             if mpi.rank == 0 {
                 try writeFileAtomically(directory + "/" + RunFiles.config, text: RunFiles.json(configJSON(
                     config, arch: arch, mpi: mpi, threads: threadsPerRank, dataDirectory: dataDirectory,
-                    split: split, testCount: data.test.count)))
+                    split: split, testCount: testImages.count)))
                 // A resumed run's metrics files start from the checkpoint's history.
                 try RunFiles.writeMetrics(trainer.history, to: directory)
             }
@@ -226,7 +230,7 @@ struct Train: ParsableCommand {
         }
 
         let validation = try trainer.evaluateBest(on: split.validation)
-        let test = try trainer.evaluateBest(on: data.test)
+        let test = try trainer.evaluateBest(on: testImages)
         let (rssMin, rssMax) = try mpi.allreduceMinMax(peakResidentMegabytes())
         guard reporter != nil else { return }
         guard let best = trainer.best else {

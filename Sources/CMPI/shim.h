@@ -20,6 +20,7 @@ static inline MPI_Op cmpi_op_min(void) { return MPI_MIN; }
 static inline MPI_Op cmpi_op_max(void) { return MPI_MAX; }
 static inline void *cmpi_in_place(void) { return MPI_IN_PLACE; }
 static inline MPI_Errhandler cmpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Status *cmpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline MPI_Info cmpi_info_null(void) { return MPI_INFO_NULL; }
 static inline int cmpi_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }
 static inline int cmpi_success(void) { return MPI_SUCCESS; }

@@ -19,6 +19,13 @@ public protocol Collective: AnyObject {
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
     /// The minimum and maximum of `value` over all ranks (used to verify that replicas agree).
     func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double)
+    /// Sums `buffer` over all ranks, in place, for this rank's part only: afterwards
+    /// `buffer[partition.range(rank)]` holds the sum of that part over all ranks, and the rest of
+    /// `buffer` is unspecified.
+    func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws
+    /// Every rank contributes its part of `buffer` (per `partition`, in place); afterwards every rank
+    /// holds every part.
+    func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws
     /// Copies `buffer` from rank `root` to every other rank.
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws
     /// Copies `bytes` (any length) from rank `root` to every other rank.
@@ -72,6 +79,8 @@ public final class SingleProcess: Collective {
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
     public func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) { (value, value) }
+    public func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {}
+    public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {}
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {}
     public func broadcast(_ bytes: inout [UInt8], root: Int) throws {}
     public func barrier() throws {}

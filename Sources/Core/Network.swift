@@ -2,7 +2,8 @@
 // forward and backward passes of a data-parallel training step.
 //
 // A replica trains on its shard of the global minibatch. A step ends in two reductions:
-//  - `gradients` (Float, ParameterLayout order): one fused allreduce of all weight gradients;
+//  - `gradients` (Float, ParameterLayout order): all weight gradients in one buffer, reduced in
+//    one call (a reduce-scatter feeding the sharded optimizer step, or an allreduce);
 //  - `exactSums` (Double, a few thousand values): the per-feature gradients (every bias, BatchNorm
 //    scale and shift), the loss sum and correct count, and in BatchNorm mode `local` each block's
 //    Σa and Σa² for merging running statistics.
@@ -244,17 +245,21 @@ public final class Network {
         }
     }
 
-    /// After both reductions: copies the per-feature gradients (biases, BatchNorm scales and shifts)
-    /// from the Double sums into their places in `gradients`.
-    func scatterExactGradients() {
-        let (g, e) = (gradients.pointer, exactSums.pointer)
+    /// After the reductions: copies the per-feature gradients (biases, BatchNorm scales and shifts)
+    /// from the Double sums into `target`, which holds the gradients of parameters `range` (target[0]
+    /// is parameter range.lowerBound); entries outside `range` are skipped.
+    public func writeExactGradients(into target: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let e = exactSums.pointer
+        func put(_ parameter: Int, _ value: Double) {
+            if range.contains(parameter) { target[parameter - range.lowerBound] = Float(value) }
+        }
         for (l, slot) in layout.allDense.enumerated() {
-            for j in 0..<slot.fanOut { g[slot.bias + j] = Float(e[exactLayout.bias[l] + j]) }
+            for j in 0..<slot.fanOut { put(slot.bias + j, e[exactLayout.bias[l] + j]) }
         }
         for (l, slot) in layout.norm.enumerated() {
             for j in 0..<slot.width {
-                g[slot.scale + j] = Float(e[exactLayout.scale[l] + j])
-                g[slot.shift + j] = Float(e[exactLayout.shift[l] + j])
+                put(slot.scale + j, e[exactLayout.scale[l] + j])
+                put(slot.shift + j, e[exactLayout.shift[l] + j])
             }
         }
     }
@@ -279,19 +284,29 @@ public final class Network {
         }
     }
 
-    /// One data-parallel gradient computation: forward, loss, backward, the two reductions and the
-    /// running-statistics merge. Afterwards `gradients` holds the global-batch gradient on every
-    /// rank; returns the global batch's loss sum and correct count.
-    public func computeGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
+    /// The part of a data-parallel step before the weight gradients are reduced: forward, loss,
+    /// backward, the Double reduction of the per-feature values and the running-statistics merge.
+    /// Afterwards `gradients` holds this rank's partial weight gradients (its shard's share of the
+    /// global-batch mean), and `exactSums` the global per-feature gradients, loss and correct count.
+    /// The optimizer step (Trainer) reduces the weight gradients, scattered across ranks.
+    public func computeLocalGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
         try forwardTrain(ctx, collective: collective)
         lossAndGradient(ctx)
         try backward(ctx, collective: collective)
-        try collective.allreduceSum(gradients.all)
         try collective.allreduceSum(exactSums.all)
-        scatterExactGradients()
         if ctx.batchNormMode == .local { mergeRunningStatistics(globalBatch: ctx.globalBatch) }
         let e = exactSums.pointer
         return LossTally(lossSum: e[exactLayout.loss], correct: Int(e[exactLayout.loss + 1].rounded()))
+    }
+
+    /// A whole data-parallel gradient computation: `computeLocalGradients`, then one allreduce of all
+    /// weight gradients, so that `gradients` holds the global-batch gradient on every rank (used by
+    /// `dist-trainer check` and the tests; training reduce-scatters instead, see ShardedAdam).
+    public func computeGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
+        let tally = try computeLocalGradients(ctx, collective: collective)
+        try collective.allreduceSum(gradients.all)
+        writeExactGradients(into: gradients.pointer, range: 0..<layout.count)
+        return tally
     }
 
     // MARK: Inference

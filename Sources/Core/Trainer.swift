@@ -95,6 +95,8 @@ public final class Trainer {
     public let collective: Collective
     public let network: Network
     public let adam: AdamState
+    /// Adam with its work split across ranks (see ShardedAdam).
+    let optimizer: ShardedAdam
     public let stepsPerEpoch: Int
     /// Rows of this rank's shard of each global batch.
     public let shard: Range<Int>
@@ -125,6 +127,7 @@ public final class Trainer {
         let largestShard = (config.batchSize + collective.size - 1) / collective.size
         network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk))
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
+        optimizer = ShardedAdam(adam: adam, collective: collective)
         stepsPerEpoch = split.train.count / config.batchSize
         startLearningRate()
     }
@@ -161,6 +164,7 @@ public final class Trainer {
                     diverged.append(position.lrIndex)
                     position.epochsDone = config.epochs
                 case .interrupted:
+                    try optimizer.gatherMoments(collective: collective)
                     if isRoot { try observer?.interrupted(trainer: self) }
                     try collective.barrier()
                     return .interrupted
@@ -201,13 +205,13 @@ public final class Trainer {
                 globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count,
                 dropoutKey: dropoutKey.with(step), keep: Float(1 - config.dropout), batchNormMode: config.batchNorm)
             control.pointee = stopRequested() ? 1 : 0
-            let tally = try network.computeGradients(ctx, collective: collective)
+            let tally = try network.computeLocalGradients(ctx, collective: collective)
             // Every rank sees the same reduced loss, so every rank takes this branch together.
             guard tally.lossSum.isFinite else {
                 if isRoot { observer?.diverged(lr: lr, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
                 return .diverged
             }
-            adam.update(params: network.parameters.pointer, grads: network.gradients.pointer, lr: Float(lr))
+            try optimizer.step(network, collective: collective, lr: Float(lr))
             position.stepInEpoch += 1
             position.epochLossSum += tally.lossSum / Double(batch)
             position.epochAccuracySum += Double(tally.correct) / Double(batch)
@@ -248,6 +252,8 @@ public final class Trainer {
         if isBest {
             best = BestModel(record: record, parameters: network.parameters.array, runningStats: network.runningStats.array)
         }
+        // Every rank's moments are current only in its own part; rank 0 checkpoints all of them.
+        try optimizer.gatherMoments(collective: collective)
         // A stop requested during the epoch's last step ends the run here, after the checkpoint.
         let stopVoted = network.exactSums.pointer[network.exactLayout.control] > 0
         var decision: [UInt8] = [1]

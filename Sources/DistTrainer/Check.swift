@@ -167,6 +167,17 @@ struct Check: ParsableCommand {
         try report("\(mode) BatchNorm: running statistics = whole-batch statistics, batch \(batch)",
                    relative(net.runningStats, expected, count: net.runningStats.count), 1e-5)
         if mode == .sync {
+            // The optimizer step as training does it (reduce-scatter, Adam on this rank's part,
+            // allgather) against a plain Adam step on the whole-batch gradient.
+            let sharded = Network(architecture: arch, capacity: max(part.count, 1))
+            fill(sharded, rows: part)
+            _ = try sharded.computeLocalGradients(ctx, collective: mpi)
+            let optimizer = ShardedAdam(adam: AdamState(parameterCount: sharded.layout.count, variant: .adam), collective: mpi)
+            try optimizer.step(sharded, collective: mpi, lr: 0.01)
+            let plain = AdamState(parameterCount: whole.layout.count, variant: .adam)
+            plain.update(params: whole.parameters.pointer, grads: whole.gradients.pointer, lr: 0.01)
+            try report("sharded Adam step (reduce-scatter, update, allgather) = whole-batch step",
+                       relative(sharded.parameters, whole.parameters, count: whole.layout.count), 1e-5)
             try report("sync BatchNorm: sharded gradient = whole-batch gradient, batch \(batch)",
                        relative(net.gradients, whole.gradients, count: net.layout.count), 1e-4)
             try report("sync BatchNorm: loss and correct count",

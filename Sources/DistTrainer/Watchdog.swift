@@ -15,7 +15,7 @@ import Glibc
 final class Watchdog: @unchecked Sendable {
     /// Names of the collectives the MPI layer reports (index = code).
     static let operations = ["", "MPI_Allreduce (Float)", "MPI_Allreduce (Double)", "MPI_Allreduce (min/max)",
-                             "MPI_Bcast (buffer)", "MPI_Bcast (bytes)", "MPI_Barrier"]
+                             "MPI_Bcast (buffer)", "MPI_Bcast (bytes)", "MPI_Barrier", "reduce-scatter (MPI_Sendrecv ring)", "MPI_Allgatherv"]
 
     let timeout: Double
     let rank: Int

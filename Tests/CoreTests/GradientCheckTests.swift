@@ -333,7 +333,7 @@ final class GradientCheckTests: XCTestCase {
         try net.forwardTrain(ctx, collective: single)
         net.lossAndGradient(ctx)
         try net.backward(ctx, collective: single)
-        net.scatterExactGradients()
+        net.writeExactGradients(into: net.gradients.pointer, range: 0..<net.layout.count)
         return net.gradients.array
     }
 
@@ -555,6 +555,8 @@ final class GradientCheckTests: XCTestCase {
             for i in buffer.indices { buffer[i] = sum[i] }
         }
         func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) { throw Unsupported() }
+        func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws { throw Unsupported() }
+        func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws { throw Unsupported() }
         func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws { throw Unsupported() }
         func broadcast(_ bytes: inout [UInt8], root: Int) throws { throw Unsupported() }
         func barrier() throws { _ = try hub.allreduce(rank: rank, []) }

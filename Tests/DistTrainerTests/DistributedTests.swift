@@ -71,7 +71,7 @@ final class DistributedTests: XCTestCase {
             XCTAssertEqual(r.status, 0, "np=\(np): \(r.stdout)\(r.stderr)")
             XCTAssertTrue(r.stdout.contains("all checks passed"), r.stdout)
             XCTAssertFalse(r.stdout.contains("FAIL"), r.stdout)
-            XCTAssertEqual(r.stdout.components(separatedBy: "ok   ").count - 1, 11, r.stdout)
+            XCTAssertEqual(r.stdout.components(separatedBy: "ok   ").count - 1, 12, r.stdout)
         }
     }
 

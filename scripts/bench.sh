@@ -12,6 +12,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
+HERE_BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EPOCHS="${EPOCHS:-3}"
 CORES="$(nproc)"
 OUT="$(mktemp -d /tmp/dist-trainer-bench.XXXXXX)"
@@ -48,4 +49,26 @@ rss = summary["peak_rss_mb"]["max_over_ranks"]
 print(f"{name:<20} {secs:10.3f} {samples / secs:10.0f} {100 * comm:9.1f}% {rss:9.0f} {bound:10.3f} {secs / bound:10.2f}")
 PY
 done
+# Same-machine baseline: the seed's NumPy math (float64, NumPy's BLAS threads), and each
+# configuration's speed-up over it. The seed's own figures (NumPy 3.9 s, PyTorch 1.64 s, PyTorch DDP
+# 3.76 s per epoch) were measured on another machine; dividing by the NumPy ratio scales them here.
+if python3 -c 'import numpy' 2>/dev/null; then
+    numpy_s=$(python3 "$HERE_BENCH/bench_numpy.py" | awk '{print $3}')
+    printf '%-20s %10.3f   (the seed notebook'"'"'s math in NumPy; machine factor vs the seed'"'"'s 3.9 s: %.2f)\n' \
+        "numpy seed" "$numpy_s" "$(echo "$numpy_s / 3.9" | bc -l)"
+    for config in "${CONFIGS[@]}"; do
+        IFS='|' read -r name _ <<<"$config"
+        f="$OUT/$(echo "$name" | tr ' =' '__')/metrics.csv"
+        [ -f "$f" ] || continue
+        python3 - "$f" "$numpy_s" "$name" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+secs = statistics.median(float(r["train_seconds"]) for r in rows)
+numpy_s = float(sys.argv[2]); factor = numpy_s / 3.9
+name = sys.argv[3]
+print(f"  {name:<18} {numpy_s / secs:5.2f}x the NumPy seed; vs PyTorch (1.64 s x {factor:.2f} = {1.64 * factor:.2f} s): "
+      f"{1.64 * factor / secs:4.2f}x; vs PyTorch DDP gloo (3.76 s x {factor:.2f} = {3.76 * factor:.2f} s): {3.76 * factor / secs:4.2f}x")
+PY
+    done
+fi
 echo "runs and logs: $OUT"

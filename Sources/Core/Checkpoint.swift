@@ -151,6 +151,15 @@ public enum Checkpoint {
         }
         var metadata = commonMetadata(kind: "last", arch: arch, config: trainer.config)
         metadata["position"] = json(trainer.position)
+        // Readable at a glance: the learning rate in progress and its finished epochs.
+        let lrs = trainer.config.learningRates
+        metadata["lr"] = String(lrs[min(trainer.position.lrIndex, lrs.count - 1)])
+        metadata["epoch"] = String(trainer.position.epochsDone)
+        if let last = trainer.history.last {
+            metadata["val_macro_f1"] = String(last.valMacroF1)
+            metadata["val_accuracy"] = String(last.valAccuracy)
+            metadata["val_loss"] = String(last.valLoss)
+        }
         metadata["optimizer_step"] = String(trainer.adam.step)
         metadata["history"] = json(trainer.history)
         metadata["best"] = trainer.best.map { json($0.record) } ?? "null"

@@ -19,20 +19,28 @@ enum RunFiles {
 
     /// Creates `path` (and parents) and checks it is writable; one line naming it otherwise.
     static func prepareDirectory(_ path: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw TrainerError("--run-dir \(path): cannot create the directory (\(reason(error)))")
+        // Component by component with mkdir(2), so a failure can say which part and why.
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory) {
+                guard isDirectory.boolValue else {
+                    throw TrainerError("--run-dir \(path): cannot create the directory: \(prefix) is a file")
+                }
+                continue
+            }
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw TrainerError("--run-dir \(path): cannot create \(prefix): \(String(cString: strerror(errno)))")
+            }
         }
         let probe = path + "/.write-test-\(getpid())"
-        guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
-            throw TrainerError("--run-dir \(path): the directory is not writable")
+        let fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        guard fd >= 0 else {
+            throw TrainerError("--run-dir \(path): the directory is not writable (\(String(cString: strerror(errno))))")
         }
-        try? FileManager.default.removeItem(atPath: probe)
-    }
-
-    static func reason(_ error: Error) -> String {
-        (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
+        close(fd)
+        unlink(probe)
     }
 
     // MARK: JSON

@@ -53,7 +53,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
-        .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "DistTrainerTests", dependencies: ["Core"]),
+        // What both test targets share: running processes, the Python oracles, seeded test data.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"]),
+        .testTarget(name: "DistTrainerTests", dependencies: ["Core", "TestSupport"]),
     ]
 )

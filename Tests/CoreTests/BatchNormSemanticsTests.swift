@@ -1,6 +1,7 @@
 // BatchNormSemanticsTests: what BatchNorm computes in training and in inference, how its running
 // statistics move (hand-computed), and the exact merge of shard statistics in `local` mode.
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Core
@@ -8,27 +9,6 @@ import XCTest
 final class BatchNormSemanticsTests: XCTestCase {
 
     // MARK: - Helpers
-
-    /// SplitMix64 for test data.
-    struct RNG: RandomNumberGenerator {
-        var state: UInt64
-        init(_ seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func normal() -> Float {
-            let u1 = 1 - Double.random(in: 0..<1, using: &self)
-            let u2 = Double.random(in: 0..<1, using: &self)
-            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-        }
-        mutating func normals(_ n: Int, scale: Float = 1, offset: Float = 0) -> [Float] {
-            (0..<n).map { _ in normal() * scale + offset }
-        }
-    }
 
     static let key = RandomKey(seed: 4, .dropout).with(1)
 
@@ -84,7 +64,7 @@ final class BatchNormSemanticsTests: XCTestCase {
     }
 
     /// A small random network (He weights, random biases / BN parameters).
-    static func randomNetwork(_ arch: Architecture, capacity: Int, rng: inout RNG) -> Network {
+    static func randomNetwork(_ arch: Architecture, capacity: Int, rng: inout SplitMix64) -> Network {
         let net = Network(architecture: arch, capacity: capacity)
         net.reset(seed: 21)
         let p = net.parameters.pointer
@@ -101,7 +81,7 @@ final class BatchNormSemanticsTests: XCTestCase {
     // MARK: - Training mode: batch statistics
 
     func testTrainingOutputHasShiftMeanAndScaleStd() throws {
-        var rng = RNG(1)
+        var rng = SplitMix64(1)
         let arch = Architecture(inputWidth: 5, hidden: [6], dropoutAfter: [false], classCount: 3)
         let rows = 20
         let net = Self.randomNetwork(arch, capacity: rows, rng: &rng)
@@ -186,7 +166,7 @@ final class BatchNormSemanticsTests: XCTestCase {
     }
 
     func testInferenceIsPerRowAndDeterministicTrainingIsNot() throws {
-        var rng = RNG(2)
+        var rng = SplitMix64(2)
         let arch = Architecture(inputWidth: 10, hidden: [16, 8], dropoutAfter: [true, false], classCount: 5)
         let rows = 9
         let net = Self.randomNetwork(arch, capacity: rows, rng: &rng)
@@ -233,7 +213,7 @@ final class BatchNormSemanticsTests: XCTestCase {
     }
 
     func testMergeRunningStatisticsIsExact() {
-        var rng = RNG(3)
+        var rng = SplitMix64(3)
         let width = 4
         // Shards with clearly different means, so the spread of shard means matters.
         for (k1, k2) in [(5, 3), (4, 4), (1, 7)] {
@@ -285,7 +265,7 @@ final class BatchNormSemanticsTests: XCTestCase {
     /// their fused buffers added as an allreduce would, then merged, match one replica running the
     /// whole batch in `sync` mode (block 0's input does not depend on the mode).
     func testLocalShardsMergedEqualSyncRunningStatistics() throws {
-        var rng = RNG(4)
+        var rng = SplitMix64(4)
         let arch = Architecture(inputWidth: 6, hidden: [5], dropoutAfter: [true], classCount: 3)
         let (batch, k) = (8, 5)
         let whole = Self.randomNetwork(arch, capacity: batch, rng: &rng)

@@ -8,6 +8,7 @@
 // Whole-network checks skip coordinates whose ±h forwards flip a ReLU (a kink makes the finite
 // difference meaningless) and require that almost all coordinates are checked.
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Core
@@ -15,28 +16,6 @@ import XCTest
 final class GradientCheckTests: XCTestCase {
 
     // MARK: - Helpers
-
-    /// SplitMix64: a small deterministic generator for test data.
-    struct RNG: RandomNumberGenerator {
-        var state: UInt64
-        init(_ seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func uniform(_ lo: Float, _ hi: Float) -> Float { Float.random(in: lo..<hi, using: &self) }
-        mutating func normal() -> Float {
-            let u1 = 1 - Double.random(in: 0..<1, using: &self)
-            let u2 = Double.random(in: 0..<1, using: &self)
-            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-        }
-        mutating func normals(_ n: Int, scale: Float = 1, offset: Float = 0) -> [Float] {
-            (0..<n).map { _ in normal() * scale + offset }
-        }
-    }
 
     /// Central difference of `loss` with respect to p[i], using the step actually representable in
     /// Float. Restores p[i].
@@ -78,7 +57,7 @@ final class GradientCheckTests: XCTestCase {
     // MARK: - Dense
 
     func testDenseGradients() {
-        var rng = RNG(1)
+        var rng = SplitMix64(1)
         let (n, fanIn, fanOut) = (5, 4, 3)
         let x = Buffer(rng.normals(n * fanIn))
         let w = Buffer(rng.normals(fanIn * fanOut, scale: 0.7))
@@ -108,7 +87,7 @@ final class GradientCheckTests: XCTestCase {
     // MARK: - ReLU
 
     func testReluGradient() {
-        var rng = RNG(2)
+        var rng = SplitMix64(2)
         let count = 40
         // Keep every input at least 0.2 away from the kink; h = 1e-2 never crosses it.
         let z = Buffer((0..<count).map { _ -> Float in
@@ -144,7 +123,7 @@ final class GradientCheckTests: XCTestCase {
         let sums: Buffer<Double>, mean: Buffer<Float>, variance: Buffer<Float>, invStd: Buffer<Float>
         let xhat: Buffer<Float>, y: Buffer<Float>
 
-        init(rows: Int, width: Int, rng: inout RNG) {
+        init(rows: Int, width: Int, rng: inout SplitMix64) {
             self.rows = rows
             self.width = width
             a = Buffer(rng.normals(rows * width, scale: 1.5, offset: 0.5))
@@ -183,7 +162,7 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testBatchNormTrainingGradients() {
-        var rng = RNG(3)
+        var rng = SplitMix64(3)
         let bn = BatchNormProblem(rows: 8, width: 5, rng: &rng)
         let (da, dScale, dShift) = bn.analytic()
         let numA = (0..<bn.a.count).map { Self.centralDifference(bn.a.pointer, $0, h: 1e-2, bn.loss) }
@@ -203,7 +182,7 @@ final class GradientCheckTests: XCTestCase {
     /// SyncBatchNorm at kernel level: two parts of a batch, forward sums and backward sums added
     /// and normalised with the total count, give the full batch's outputs and input gradient.
     func testBatchNormSplitSumsMatchFullBatch() {
-        var rng = RNG(4)
+        var rng = SplitMix64(4)
         let bn = BatchNormProblem(rows: 8, width: 5, rng: &rng)
         let (fullDa, fullScale, fullShift) = bn.analytic()
         let fullY = bn.y.array
@@ -249,7 +228,7 @@ final class GradientCheckTests: XCTestCase {
     // MARK: - Dropout
 
     func testDropoutGradientWithFixedMask() {
-        var rng = RNG(5)
+        var rng = SplitMix64(5)
         let (rows, width) = (6, 7)
         let mask = Buffer<Float>(count: rows * width)
         dropoutMask(mask.pointer, rows: rows, width: width, firstRow: 0, key: RandomKey(seed: 7, .dropout).with(3), keep: 0.5)
@@ -271,7 +250,7 @@ final class GradientCheckTests: XCTestCase {
     // MARK: - Softmax cross-entropy
 
     func testSoftmaxCrossEntropyGradient() {
-        var rng = RNG(6)
+        var rng = SplitMix64(6)
         let (rows, classes) = (6, 5)
         let logits = Buffer(rng.normals(rows * classes, scale: 2))
         let labels = Buffer<Int32>((0..<rows).map { Int32($0 * 3 % classes) })
@@ -292,7 +271,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// A network with He-initialised weights and random biases, BN scales and shifts (so that no
     /// gradient is special because a parameter sits at its initial value).
-    static func makeNetwork(_ arch: Architecture, capacity: Int, rng: inout RNG) -> Network {
+    static func makeNetwork(_ arch: Architecture, capacity: Int, rng: inout SplitMix64) -> Network {
         let net = Network(architecture: arch, capacity: capacity)
         net.reset(seed: 5)
         let p = net.parameters.pointer
@@ -308,7 +287,7 @@ final class GradientCheckTests: XCTestCase {
         return net
     }
 
-    static func fillBatch(_ net: Network, rows: Int, rng: inout RNG) -> (input: [Float], labels: [Int32]) {
+    static func fillBatch(_ net: Network, rows: Int, rng: inout SplitMix64) -> (input: [Float], labels: [Int32]) {
         let width = net.architecture.inputWidth
         let input = (0..<(rows * width)).map { _ in rng.uniform(0, 1) }
         let labels = (0..<rows).map { _ in Int32.random(in: 0..<Int32(net.architecture.classCount), using: &rng) }
@@ -356,7 +335,7 @@ final class GradientCheckTests: XCTestCase {
     /// `perGroup` coordinates per group are checked (all when the group is smaller).
     func checkNetworkGradients(
         _ replicas: [(net: Network, ctx: StepContext)], perGroup: Int, h: Float, tolerance: Double,
-        rng: inout RNG, file: StaticString = #filePath, line: UInt = #line
+        rng: inout SplitMix64, file: StaticString = #filePath, line: UInt = #line
     ) throws {
         let single = SingleProcess()
         let globalBatch = replicas[0].ctx.globalBatch
@@ -407,7 +386,7 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testSmallNetworkGradientsAllParameters() throws {
-        var rng = RNG(7)
+        var rng = SplitMix64(7)
         let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
         let batch = 16
         let net = Self.makeNetwork(arch, capacity: batch, rng: &rng)
@@ -418,7 +397,7 @@ final class GradientCheckTests: XCTestCase {
     }
 
     func testModel1PresetGradients() throws {
-        var rng = RNG(8)
+        var rng = SplitMix64(8)
         let arch = ModelPreset.model1.architecture(inputWidth: 12, classCount: 4)
         XCTAssertEqual(arch.hidden, [128, 64])
         XCTAssertEqual(arch.dropoutAfter, [true, false])
@@ -433,7 +412,7 @@ final class GradientCheckTests: XCTestCase {
     /// to the gradient of (Σ shard loss sums) / globalBatch, which is a well-defined function of the
     /// parameters. Uneven shards (7 and 9 of 16).
     func testLocalModeShardGradientsSumToGradientOfShardLosses() throws {
-        var rng = RNG(9)
+        var rng = SplitMix64(9)
         let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
         let (batch, k) = (16, 7)
         let first = Self.makeNetwork(arch, capacity: batch, rng: &rng)
@@ -450,7 +429,7 @@ final class GradientCheckTests: XCTestCase {
     /// With a single shard holding the whole batch, `local` and `sync` are the same computation:
     /// identical gradients, loss and (after the merge) running statistics.
     func testLocalModeWithOneShardEqualsSync() throws {
-        var rng = RNG(10)
+        var rng = SplitMix64(10)
         let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
         let batch = 16
         let syncNet = Self.makeNetwork(arch, capacity: batch, rng: &rng)
@@ -476,7 +455,7 @@ final class GradientCheckTests: XCTestCase {
     /// removes, so its Dense bias gradient is exactly zero (not Float rounding noise), in both modes;
     /// units active on only some rows keep a nonzero bias gradient.
     func testAlwaysActiveUnitHasExactlyZeroBiasGradient() throws {
-        var rng = RNG(12)
+        var rng = SplitMix64(12)
         let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, false], classCount: 4)
         let batch = 16
         let net = Self.makeNetwork(arch, capacity: batch, rng: &rng)
@@ -574,7 +553,7 @@ final class GradientCheckTests: XCTestCase {
     /// SyncBatchNorm's promise: two ranks with uneven shards (7 + 9) produce, after the fused
     /// allreduce, the same gradient, loss and running statistics as one process on the whole batch.
     func testSyncModeTwoRanksEqualsSingleProcess() throws {
-        var rng = RNG(11)
+        var rng = SplitMix64(11)
         let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, true], classCount: 4)
         let (batch, k) = (16, 7)
         let whole = Self.makeNetwork(arch, capacity: batch, rng: &rng)

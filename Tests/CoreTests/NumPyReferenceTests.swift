@@ -28,6 +28,7 @@
 // NUMPY_REFERENCE_REQUIRED=1 is set, which turns the skip into a failure (for CI, which installs
 // numpy itself). DIST_TRAINER_PYTHON overrides the interpreter (default: python3 on PATH).
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Core
@@ -88,7 +89,7 @@ final class NumPyReferenceTests: XCTestCase {
     /// The reference checks its own backward pass against finite differences.
     func testReferenceSelfTest() throws {
         try requirePythonWithNumPy()
-        let run = try Self.python([Self.scriptPath, "--self-test"])
+        let run = try Python.run([Self.scriptPath, "--self-test"])
         XCTAssertEqual(run.status, 0, "numpy_reference.py --self-test failed:\n\(run.stdout)\(run.stderr)")
     }
 
@@ -116,7 +117,7 @@ final class NumPyReferenceTests: XCTestCase {
 
         let swift = try runSwiftStep(arch, batch: n, keep: keep, seed: seed, caseDirectory: dir)
 
-        let run = try Self.python([Self.scriptPath, "--case", dir])
+        let run = try Python.run([Self.scriptPath, "--case", dir])
         guard run.status == 0 else {
             keepDirectory = true
             XCTFail("\(name): numpy_reference.py exited with \(run.status):\n\(run.stdout)\(run.stderr)")
@@ -229,7 +230,7 @@ final class NumPyReferenceTests: XCTestCase {
         let layout = net.layout, stats = net.statsLayout
 
         // A deterministic batch that looks like scaled pixels: k / 255, about a third exactly 0.
-        var rng = SplitMix(seed: seed ^ 0x5EED_BA7C)
+        var rng = SplitMix64(seed ^ 0x5EED_BA7C)
         for i in 0..<(n * arch.inputWidth) {
             let r = rng.next()
             net.input.pointer[i] = r % 3 == 0 ? 0 : Float((r >> 8) % 256) / 255
@@ -449,70 +450,10 @@ final class NumPyReferenceTests: XCTestCase {
 
     // MARK: - Python
 
-    static let scriptPath: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("scripts/numpy_reference.py").path
-
-    static let pythonExecutable = ProcessInfo.processInfo.environment["DIST_TRAINER_PYTHON"] ?? "python3"
-
-    /// Why the reference cannot run here (nil when python3 and numpy are available); probed once.
-    static let unavailableReason: String? = {
-        let run: (status: Int32, stdout: String, stderr: String)
-        do {
-            run = try python(["-c", "import numpy, sys; print(numpy.__version__, sys.version.split()[0])"])
-        } catch {
-            return "cannot start \(pythonExecutable): \(error)"
-        }
-        if run.status == 127 { return "\(pythonExecutable) not found on PATH" }
-        if run.status != 0 { return "numpy is not importable by \(pythonExecutable): \(run.stderr.trimmingCharacters(in: .whitespacesAndNewlines))" }
-        return nil
-    }()
+    static let scriptPath = repositoryPath("scripts/numpy_reference.py")
 
     func requirePythonWithNumPy() throws {
-        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.scriptPath), "missing \(Self.scriptPath)")
-        guard let reason = Self.unavailableReason else { return }
-        if ProcessInfo.processInfo.environment["NUMPY_REFERENCE_REQUIRED"] == "1" {
-            XCTFail("NumPy reference unavailable although NUMPY_REFERENCE_REQUIRED=1: \(reason)")
-            throw XCTSkip("failed above")
-        }
-        print("NumPyReferenceTests: skipping: \(reason)")
-        throw XCTSkip("NumPy reference unavailable: \(reason)")
-    }
-
-    /// Runs the Python interpreter with `arguments`; returns its exit status and output. The output
-    /// goes to temporary files, so that no pipe can fill up and block the child.
-    static func python(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let fm = FileManager.default
-        let base = fm.temporaryDirectory.appendingPathComponent("dist-trainer-numpy-reference-\(UUID().uuidString)")
-        let (outURL, errURL) = (base.appendingPathExtension("out"), base.appendingPathExtension("err"))
-        defer { try? fm.removeItem(at: outURL); try? fm.removeItem(at: errURL) }
-        guard fm.createFile(atPath: outURL.path, contents: nil), fm.createFile(atPath: errURL.path, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown)
-        }
-        let (out, err) = (try FileHandle(forWritingTo: outURL), try FileHandle(forWritingTo: errURL))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [pythonExecutable] + arguments
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
-        return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8),
-                try String(contentsOf: errURL, encoding: .utf8))
-    }
-}
-
-/// SplitMix64, for the test batch (independent of Core's generators).
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        try requirePython(["numpy"], install: ["numpy"], script: Self.scriptPath,
+                          requiredEnv: "NUMPY_REFERENCE_REQUIRED", feature: "NumPy reference")
     }
 }

@@ -7,6 +7,7 @@
 // which turns the skip into a failure. DIST_TRAINER_PYTHON overrides the interpreter (default:
 // python3 on PATH).
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Core
@@ -339,7 +340,7 @@ final class SafetensorsTests: XCTestCase {
                             for k, v in tensors.items()},
             }))
             """
-        let run = try Self.python(["-c", script, p])
+        let run = try Python.run(["-c", script, p])
         XCTAssertEqual(run.status, 0, "python failed: \(run.stderr)")
         guard run.status == 0 else { return }
         let output = try XCTUnwrap(
@@ -375,7 +376,7 @@ final class SafetensorsTests: XCTestCase {
             print(json.dumps({k: {"shape": list(v.shape), "hex": v.astype("<f4").tobytes().hex()}
                               for k, v in tensors.items()}))
             """
-        let run = try Self.python(["-c", script, p, p16])
+        let run = try Python.run(["-c", script, p, p16])
         XCTAssertEqual(run.status, 0, "python failed: \(run.stderr)")
         guard run.status == 0 else { return }
         let expected = try XCTUnwrap(
@@ -410,56 +411,8 @@ final class SafetensorsTests: XCTestCase {
 
     // MARK: - Python
 
-    static let pythonExecutable = ProcessInfo.processInfo.environment["DIST_TRAINER_PYTHON"] ?? "python3"
-
-    /// Why the reference cannot run here (nil when python3, numpy and safetensors are available); probed once.
-    static let unavailableReason: String? = {
-        let run: (status: Int32, stdout: String, stderr: String)
-        do {
-            run = try python(["-c", "import safetensors.numpy, safetensors, numpy; print(safetensors.__version__)"])
-        } catch {
-            return "cannot start \(pythonExecutable): \(error)"
-        }
-        if run.status == 127 { return "\(pythonExecutable) not found on PATH" }
-        if run.status != 0 {
-            let last = run.stderr.split(separator: "\n").last.map(String.init) ?? "exit status \(run.status)"
-            return "safetensors.numpy is not importable by \(pythonExecutable) (\(last)); "
-                + "install it with `\(pythonExecutable) -m pip install safetensors`"
-        }
-        return nil
-    }()
-
     func requireReference() throws {
-        guard let reason = Self.unavailableReason else { return }
-        if ProcessInfo.processInfo.environment["SAFETENSORS_REQUIRED"] == "1" {
-            XCTFail("reference safetensors unavailable although SAFETENSORS_REQUIRED=1: \(reason)")
-            throw XCTSkip("failed above")
-        }
-        print("SafetensorsTests: skipping interop: \(reason)")
-        throw XCTSkip("reference safetensors unavailable: \(reason)")
-    }
-
-    /// Runs the Python interpreter with `arguments`; returns its exit status and output. The output
-    /// goes to temporary files, so that no pipe can fill up and block the child.
-    static func python(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let fm = FileManager.default
-        let base = fm.temporaryDirectory.appendingPathComponent("dist-trainer-safetensors-python-\(UUID().uuidString)")
-        let (outURL, errURL) = (base.appendingPathExtension("out"), base.appendingPathExtension("err"))
-        defer { try? fm.removeItem(at: outURL); try? fm.removeItem(at: errURL) }
-        guard fm.createFile(atPath: outURL.path, contents: nil), fm.createFile(atPath: errURL.path, contents: nil) else {
-            throw CocoaError(.fileWriteUnknown)
-        }
-        let (out, err) = (try FileHandle(forWritingTo: outURL), try FileHandle(forWritingTo: errURL))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [pythonExecutable] + arguments
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
-        return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8),
-                try String(contentsOf: errURL, encoding: .utf8))
+        try requirePython(["numpy", "safetensors.numpy"], install: ["numpy", "safetensors"],
+                          requiredEnv: "SAFETENSORS_REQUIRED", feature: "reference safetensors")
     }
 }

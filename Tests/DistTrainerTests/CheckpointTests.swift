@@ -2,6 +2,7 @@
 // a SIGTERM mid-epoch loses nothing, and every kind of bad checkpoint gives one clear line.
 import Core
 import Foundation
+import TestSupport
 import XCTest
 
 final class CheckpointTests: XCTestCase {
@@ -66,14 +67,8 @@ final class CheckpointTests: XCTestCase {
                       "--hidden", "128,64,32", "--batch-size", "50", "--threads", "1"]
         _ = try run(1, ["train", "--run-dir", tmp + "/full"] + common)
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try trainerBinary())
-        p.arguments = ["train", "--run-dir", tmp + "/cut"] + common
         let log = tmp + "/cut.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        p.standardOutput = FileHandle(forWritingAtPath: log)
-        p.standardError = p.standardOutput
-        try p.run()
+        let p = try startProcess(try trainerBinary(), ["train", "--run-dir", tmp + "/cut"] + common, log: log)
         // Wait for the first finished epoch, then interrupt somewhere in the rest of the sweep.
         let deadline = Date().addingTimeInterval(120)
         while !FileManager.default.fileExists(atPath: tmp + "/cut/last.safetensors") && p.isRunning && Date() < deadline {

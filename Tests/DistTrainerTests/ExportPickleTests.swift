@@ -10,6 +10,7 @@
 // (with the reason printed) when they are missing, unless SAFETENSORS_REQUIRED=1, which turns the
 // skip into a failure. DIST_TRAINER_PYTHON overrides the interpreter (default: python3 on PATH).
 import Foundation
+import TestSupport
 import XCTest
 
 final class ExportPickleTests: XCTestCase {
@@ -252,45 +253,15 @@ final class ExportPickleTests: XCTestCase {
 
     // MARK: - Python
 
-    static let pythonExecutable = ProcessInfo.processInfo.environment["DIST_TRAINER_PYTHON"] ?? "python3"
-
-    /// scripts/export_pickle.py, found from this file's location (Tests/DistTrainerTests/).
-    static let scriptPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("scripts/export_pickle.py").path
-
-    /// Why the export cannot be tested here (nil when python3, numpy and safetensors are available); probed once.
-    static let unavailableReason: String? = {
-        let run: RunResult
-        do {
-            run = try runProcess("/usr/bin/env", [pythonExecutable, "-c", "import numpy, safetensors.numpy"], timeout: 60)
-        } catch {
-            return "cannot start \(pythonExecutable): \(error)"
-        }
-        if run.status == 127 { return "\(pythonExecutable) not found on PATH" }
-        if run.status != 0 {
-            let last = run.stderr.split(separator: "\n").last.map(String.init) ?? "exit status \(run.status)"
-            return "numpy and safetensors are not importable by \(pythonExecutable) (\(last)); "
-                + "install them with `\(pythonExecutable) -m pip install safetensors numpy`"
-        }
-        return nil
-    }()
+    static let scriptPath = repositoryPath("scripts/export_pickle.py")
 
     func requirePython() throws {
-        guard FileManager.default.fileExists(atPath: Self.scriptPath) else {
-            XCTFail("\(Self.scriptPath) is missing")
-            throw XCTSkip("failed above")
-        }
-        guard let reason = Self.unavailableReason else { return }
-        if ProcessInfo.processInfo.environment["SAFETENSORS_REQUIRED"] == "1" {
-            XCTFail("python with safetensors unavailable although SAFETENSORS_REQUIRED=1: \(reason)")
-            throw XCTSkip("failed above")
-        }
-        print("ExportPickleTests: skipping: \(reason)")
-        throw XCTSkip("python with safetensors unavailable: \(reason)")
+        try requirePython(["numpy", "safetensors.numpy"], install: ["numpy", "safetensors"], script: Self.scriptPath,
+                          requiredEnv: "SAFETENSORS_REQUIRED", feature: "python with safetensors")
     }
 
     func python(_ arguments: [String]) throws -> RunResult {
-        try runProcess("/usr/bin/env", [Self.pythonExecutable] + arguments, timeout: 120)
+        try Python.run(arguments, timeout: 120)
     }
 
     /// The export of `arguments` exits 1, prints nothing on stdout and exactly one line on stderr

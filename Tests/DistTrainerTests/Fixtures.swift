@@ -1,8 +1,10 @@
 // Fixtures: what the end-to-end tests share — a small synthetic Fashion-MNIST-shaped data set
-// written as real IDX files, and running the dist-trainer binary (directly or under mpirun) with a
-// time limit so that a hang fails the test instead of stalling CI.
+// written as real IDX files; running the dist-trainer binary (directly or under mpirun) with a
+// time limit, so that a hang fails the test instead of stalling CI, or in the background for a test
+// that signals it; and reading run directories. The process runner itself is TestSupport's.
 import Core
 import Foundation
+import TestSupport
 import XCTest
 
 // MARK: - Synthetic data
@@ -64,58 +66,42 @@ func trainerBinary() throws -> String {
     throw XCTSkip("dist-trainer binary not found; set DIST_TRAINER_BIN")
 }
 
-struct RunResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var timedOut: Bool
-    var seconds: Double
+/// The environment the binary and mpirun run with: ours plus `extra`, with Open MPI allowed to run
+/// as root (CI containers) and one BLAS thread per process, which keeps concurrent test processes
+/// from fighting over cores.
+func trainerEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
+    ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"]
+        .merging(extra) { _, new in new }
 }
 
-/// Runs `executable` with `arguments`; kills it (and fails) after `timeout` seconds.
+/// Runs `executable` with `arguments` in `trainerEnvironment(extra)`; after `timeout` seconds it gets
+/// SIGTERM, then `graceSeconds` before SIGKILL, and the result says `timedOut` (see runCommand).
 @discardableResult
 func runProcess(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:],
-                timeout: Double = 300, workingDirectory: String? = nil) throws -> RunResult {
+                timeout: Double = 300, graceSeconds: Double = 2, workingDirectory: String? = nil) throws -> RunResult {
+    try runCommand(executable, arguments, environment: trainerEnvironment(extra), timeout: timeout,
+                   graceSeconds: graceSeconds, workingDirectory: workingDirectory)
+}
+
+/// Starts `executable` in the background in `trainerEnvironment(extra)`, stdout and stderr both
+/// into the file `log` (created; nil: discarded), for a test that signals or kills it while it runs.
+func startProcess(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:],
+                  log: String?) throws -> Process {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    // One BLAS thread per process keeps concurrent test processes from fighting over cores.
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    for (k, v) in extra { env[k] = v }
-    p.environment = env
-    if let workingDirectory { p.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-    // Output goes to files, not pipes: a chatty child can never block on a full pipe.
-    let base = NSTemporaryDirectory() + "dist-trainer-run-\(UUID().uuidString.prefix(8))"
-    FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    FileManager.default.createFile(atPath: base + ".err", contents: nil)
-    defer { try? FileManager.default.removeItem(atPath: base + ".out"); try? FileManager.default.removeItem(atPath: base + ".err") }
-    let out = FileHandle(forWritingAtPath: base + ".out")!, err = FileHandle(forWritingAtPath: base + ".err")!
-    p.standardOutput = out
-    p.standardError = err
-    let start = Date()
-    try p.run()
-    var timedOut = false
-    while p.isRunning {
-        if Date().timeIntervalSince(start) > timeout {
-            // SIGTERM first: mpirun forwards it to its ranks; then make sure.
-            timedOut = true
-            p.terminate()
-            usleep(2_000_000)
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            break
+    p.environment = ProcessInfo.processInfo.environment.merging(trainerEnvironment(extra)) { _, new in new }
+    var output = FileHandle.nullDevice
+    if let log {
+        guard FileManager.default.createFile(atPath: log, contents: nil), let handle = FileHandle(forWritingAtPath: log) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: log])
         }
-        usleep(20_000)
+        output = handle
     }
-    p.waitUntilExit()
-    try? out.close()
-    try? err.close()
-    let outText = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
-    let errText = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-    return RunResult(status: p.terminationStatus, stdout: outText, stderr: errText, timedOut: timedOut,
-                     seconds: Date().timeIntervalSince(start))
+    p.standardOutput = output
+    p.standardError = output
+    try p.run()
+    return p
 }
 
 /// Runs dist-trainer directly (single process).
@@ -126,11 +112,8 @@ func runTrainer(_ arguments: [String], environment: [String: String] = [:], time
 
 /// The mpirun on PATH, or skip.
 func mpirunPath() throws -> String {
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
-        let candidate = "\(dir)/mpirun"
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    throw XCTSkip("mpirun not found (install openmpi-bin)")
+    guard let path = executableOnPath("mpirun") else { throw XCTSkip("mpirun not found (install openmpi-bin)") }
+    return path
 }
 
 /// Runs dist-trainer under `mpirun -np N` (oversubscribing the machine's cores when needed).

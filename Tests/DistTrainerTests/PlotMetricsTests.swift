@@ -9,6 +9,7 @@
 // printed) when it is missing, unless MATPLOTLIB_REQUIRED=1, which turns the skip into a failure.
 // DIST_TRAINER_PYTHON overrides the interpreter (default: python3 on PATH).
 import Foundation
+import TestSupport
 import XCTest
 
 final class PlotMetricsTests: XCTestCase {
@@ -167,61 +168,17 @@ final class PlotMetricsTests: XCTestCase {
     }
 
     func runScript(_ python: String, _ arguments: [String]) throws -> RunResult {
-        try runProcess(python, [Self.scriptPath] + arguments, environment: ["MPLBACKEND": "Agg"], timeout: 120)
+        try runCommand(python, [Self.scriptPath] + arguments, environment: ["MPLBACKEND": "Agg"], timeout: 120)
     }
 
     // MARK: - Python
 
-    /// scripts/plot_metrics.py, found from this file's location (Tests/DistTrainerTests/).
-    static let scriptPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("scripts/plot_metrics.py").path
-
-    /// The interpreter: $DIST_TRAINER_PYTHON (a path, or a name looked up on PATH), else python3 on PATH.
-    static let pythonPath: String? = {
-        let name = ProcessInfo.processInfo.environment["DIST_TRAINER_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3"
-        if name.contains("/") { return FileManager.default.isExecutableFile(atPath: name) ? name : nil }
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let candidate = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
-    }()
-
-    static var pythonName: String {
-        ProcessInfo.processInfo.environment["DIST_TRAINER_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3"
-    }
-
-    /// Why matplotlib cannot be used (nil when it imports); probed once.
-    static let matplotlibUnavailable: String? = {
-        guard let python = pythonPath else { return "\(pythonName) not found on PATH" }
-        let run: RunResult
-        do {
-            run = try runProcess(python, ["-c", "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot"], timeout: 60)
-        } catch {
-            return "cannot start \(python): \(error)"
-        }
-        if run.status != 0 {
-            let last = run.stderr.split(separator: "\n").last.map(String.init) ?? "exit status \(run.status)"
-            return "matplotlib is not importable by \(python) (\(last)); install it with `\(python) -m pip install matplotlib`"
-        }
-        return nil
-    }()
+    static let scriptPath = repositoryPath("scripts/plot_metrics.py")
 
     /// The interpreter to run the script with; skips (or fails, with MATPLOTLIB_REQUIRED=1) when
     /// python — or, if `matplotlib`, matplotlib — is unavailable.
     func requirePython(matplotlib: Bool) throws -> String {
-        guard FileManager.default.fileExists(atPath: Self.scriptPath) else {
-            XCTFail("\(Self.scriptPath) is missing")
-            throw XCTSkip("failed above")
-        }
-        let reason = Self.pythonPath == nil ? "\(Self.pythonName) not found on PATH"
-            : matplotlib ? Self.matplotlibUnavailable : nil
-        guard let reason else { return Self.pythonPath! }
-        if ProcessInfo.processInfo.environment["MATPLOTLIB_REQUIRED"] == "1" {
-            XCTFail("cannot plot although MATPLOTLIB_REQUIRED=1: \(reason)")
-            throw XCTSkip("failed above")
-        }
-        print("PlotMetricsTests: skipping: \(reason)")
-        throw XCTSkip("PlotMetricsTests need python3 with matplotlib: \(reason)")
+        try requirePython(matplotlib ? ["matplotlib", "matplotlib.pyplot"] : [], install: ["matplotlib"], script: Self.scriptPath,
+                          requiredEnv: "MATPLOTLIB_REQUIRED", feature: "python with matplotlib")
     }
 }

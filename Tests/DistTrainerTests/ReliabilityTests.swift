@@ -110,7 +110,7 @@ final class ReliabilityTests: XCTestCase {
     func testUnwritableRunDirectory() throws {
         let tmp = try temporaryDirectory(self)
         try writeSyntheticDataset(to: tmp + "/data", train: 200, test: 50)
-        FileManager.default.createFile(atPath: tmp + "/a-file", contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: tmp + "/a-file", contents: Data("x".utf8))
         try expectOneLineFailure(1, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["--run-dir", "a-file/run"])
         if (try? mpirunPath()) != nil {
             try expectOneLineFailure(2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["rank 0", "--run-dir"])
@@ -130,16 +130,8 @@ final class ReliabilityTests: XCTestCase {
         let full = try runMPI(2, ["train", "--run-dir", tmp + "/full"] + common)
         XCTAssertEqual(full.status, 0, full.stderr)
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: mpirun)
-        p.arguments = ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--run-dir", tmp + "/cut"] + common
-        var env = ProcessInfo.processInfo.environment
-        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-        p.environment = env
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try startProcess(mpirun, ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--run-dir", tmp + "/cut"] + common,
+                                 log: nil)
         let deadline = Date().addingTimeInterval(120)
         while !FileManager.default.fileExists(atPath: tmp + "/cut/last.safetensors") && p.isRunning && Date() < deadline { usleep(5_000) }
         usleep(50_000)
@@ -192,19 +184,11 @@ final class ReliabilityTests: XCTestCase {
         let tmp = try temporaryDirectory(self)
         try writeSyntheticDataset(to: tmp + "/data", train: 5000, test: 100)
         for (signal, name) in [(SIGTERM, "term"), (SIGINT, "int")] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: mpirun)
-            p.arguments = ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/" + name,
-                           "--hidden", "128,64", "--epochs", "50", "--lr", "0.002", "--batch-size", "50", "--threads", "1"]
-            var env = ProcessInfo.processInfo.environment
-            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-            p.environment = env
             let log = tmp + "/\(name).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            p.standardOutput = FileHandle(forWritingAtPath: log)
-            p.standardError = p.standardOutput
-            try p.run()
+            let p = try startProcess(mpirun, ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--data-dir", tmp + "/data",
+                                              "--run-dir", tmp + "/" + name, "--hidden", "128,64", "--epochs", "50", "--lr", "0.002",
+                                              "--batch-size", "50", "--threads", "1"],
+                                     log: log)
             let deadline = Date().addingTimeInterval(120)
             while !FileManager.default.fileExists(atPath: tmp + "/\(name)/last.safetensors") && Date() < deadline { usleep(5_000) }
             usleep(100_000)

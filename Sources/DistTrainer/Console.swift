@@ -40,12 +40,13 @@ final class Console {
     }
 
     /// Redraws the progress line, at most ten times a second; does nothing when not interactive.
-    func progress(_ text: String, force: Bool = false) {
+    /// The text is built only when it will be shown, so calling this every step costs nothing.
+    func progress(force: Bool = false, _ text: () -> String) {
         guard interactive else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         guard force || now - lastProgress > 100_000_000 else { return }
         lastProgress = now
-        FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + text).utf8))
+        FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + text()).utf8))
         progressShown = true
     }
 

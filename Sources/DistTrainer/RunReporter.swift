@@ -33,11 +33,11 @@ final class RunReporter: TrainingObserver {
     }
 
     func stepFinished(epoch: Int, step: Int, steps: Int, lossSoFar: Double, samplesPerSecond: Double) {
-        guard console.interactive else { return }
-        let eta = Double((steps - step) * batchSize) / max(samplesPerSecond, 1e-9)
-        console.progress(String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
-                                epoch, epochs, step, steps, samplesPerSecond, lossSoFar, eta),
-                         force: step == steps)
+        console.progress(force: step == steps) {
+            let eta = Double((steps - step) * batchSize) / max(samplesPerSecond, 1e-9)
+            return String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
+                          epoch, epochs, step, steps, samplesPerSecond, lossSoFar, eta)
+        }
     }
 
     func epochFinished(_ r: EpochRecord, isBest: Bool, trainer: Trainer) throws -> Bool {

@@ -19,8 +19,19 @@ enum Main {
             var command = try DistTrainerCommand.parseAsRoot()
             try command.run()
         } catch {
-            if launcherRank() == 0 { DistTrainerCommand.exit(withError: error) }
-            Foundation.exit(DistTrainerCommand.exitCode(for: error).rawValue)
+            let code = DistTrainerCommand.exitCode(for: error)
+            // --help and --version are "errors" that exit 0 and print to stdout.
+            if code == .success { DistTrainerCommand.exit(withError: error) }
+            if launcherRank() == 0 {
+                // One write, so mpirun's own report of the failed job cannot split the line.
+                let message = DistTrainerCommand.fullMessage(for: error)
+                FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            } else {
+                // The other ranks found the same error; give rank 0 time to print it before their
+                // exits make mpirun tear the job down.
+                usleep(500_000)
+            }
+            Foundation.exit(code.rawValue)
         }
     }
 }

@@ -196,8 +196,11 @@ final class CheckpointTests: XCTestCase {
         try writeSyntheticDataset(to: tmp + "/data")
         _ = try run(1, ["train", "--run-dir", tmp + "/run", "--epochs", "2", "--lr", "0.003", "--data-dir", tmp + "/data"] + net)
         let summary = try readJSON(tmp + "/run/summary.json")
-        for (split, key) in [("test", "test"), ("val", "validation")] {
-            let r = try run(1, ["evaluate", "--checkpoint", tmp + "/run/best.safetensors", "--split", split, "--json"])
+        // Single process, and sharded over 2 ranks under mpirun (rank 0 alone prints).
+        let rankCounts = (try? mpirunPath()) == nil ? [1] : [1, 2]
+        for np in rankCounts {
+          for (split, key) in [("test", "test"), ("val", "validation")] {
+            let r = try run(np, ["evaluate", "--checkpoint", tmp + "/run/best.safetensors", "--split", split, "--json"])
             let out = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
             let expected = summary[key] as! [String: Any]
             XCTAssertEqual(out["accuracy"] as! Double, expected["accuracy"] as! Double, accuracy: 1e-12, split)
@@ -205,6 +208,7 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(out["loss"] as! Double, expected["loss"] as! Double, accuracy: 1e-6, split)
             XCTAssertEqual(out["confusion_matrix"] as! [[Int]], expected["confusion_matrix"] as! [[Int]], split)
             XCTAssertEqual((out["per_class"] as! [[String: Any]]).count, 10)
+          }
         }
         let table = try run(1, ["evaluate", "--checkpoint", tmp + "/run/best.safetensors"])
         XCTAssertTrue(table.stdout.contains("Ankle boot") && table.stdout.contains("precision"), table.stdout)

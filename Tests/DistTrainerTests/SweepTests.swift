@@ -34,6 +34,17 @@ final class SweepTests: XCTestCase {
             }
         }
 
+        // Two jobs at once (--parallel 2, sharing this machine): the same numbers again.
+        let concurrent = try runProcess("/bin/bash", [scripts + "/sweep.sh", "--sweep-dir", tmp + "/parallel", "--lr", "0.003,0.001",
+                                                      "--batch-size", "100", "--np", "1", "--parallel", "2", "--"] + flags,
+                                        environment: ["DIST_TRAINER_SKIP_BUILD": "1", "DIST_TRAINER_BIN": try trainerBinary()], timeout: 300)
+        XCTAssertEqual(concurrent.status, 0, concurrent.stdout + concurrent.stderr)
+        XCTAssertTrue(concurrent.stdout.contains("2 at a time"), concurrent.stdout)
+        for lr in [0.003, 0.001] {
+            let a = try readMetrics(tmp + "/sweep/model2-batch100-lr\(lr)"), b = try readMetrics(tmp + "/parallel/model2-batch100-lr\(lr)")
+            XCTAssertEqual(a.map { $0["val_loss"] as! Double }, b.map { $0["val_loss"] as! Double }, "lr \(lr)")
+        }
+
         // summarize: the global best by validation macro-F1, copied and evaluated on the test set.
         let summary = try readJSON(tmp + "/sweep/summary.json")
         let bestRun = summary["best_run"] as! String

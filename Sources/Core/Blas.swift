@@ -26,6 +26,3 @@ public func sgemm(
 public func setBlasThreads(_ n: Int) {
     openblas_set_num_threads(Int32(max(1, n)))
 }
-
-/// The number of threads OpenBLAS currently uses.
-public func blasThreads() -> Int { Int(openblas_get_num_threads()) }

@@ -2,7 +2,8 @@
 //
 // Images stay UInt8 in memory (47 MB for Fashion-MNIST's train set instead of 188 MB as Float);
 // a minibatch is converted to Float (scaled by 1/255) only when it is gathered. This type is storage
-// only: loading lives in Dataset.swift, batching in Batching.swift.
+// only: loading lives in Dataset.swift, the train/validation split in DataSplit.swift, gathering a
+// batch in Network.gather.
 
 /// Images as row-major bytes (`count × width`) with one label per image.
 public struct LabeledImages: Sendable {
@@ -26,19 +27,4 @@ public struct LabeledImages: Sendable {
     public var count: Int { labels.count }
     /// Pixels per image: the network's input width.
     public var width: Int { rows * cols }
-
-    /// The images at `indices`, in that order (used for the train/validation split).
-    public func subset(_ indices: some Collection<Int>) -> LabeledImages {
-        var px = [UInt8]()
-        px.reserveCapacity(indices.count * width)
-        var lb = [UInt8]()
-        lb.reserveCapacity(indices.count)
-        pixels.withUnsafeBufferPointer { src in
-            for i in indices {
-                px.append(contentsOf: src[(i * width)..<((i + 1) * width)])
-                lb.append(labels[i])
-            }
-        }
-        return LabeledImages(pixels: px, labels: lb, rows: rows, cols: cols)
-    }
 }

@@ -37,7 +37,7 @@ struct Evaluate: ParsableCommand {
     }
 
     func evaluate(mpi: MPICollective) throws {
-        setBlasThreads(threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / mpi.localSize))
+        setBlasThreads(threads ?? mpi.defaultThreadsPerRank)
         var bytes: [UInt8] = []
         try mpi.agreeing {
             if mpi.rank == 0 {

@@ -54,6 +54,13 @@ final class MPICollective: Collective, CommunicationTiming {
         nodeCount = Int(leaders[0])
     }
 
+    /// The BLAS threads a rank should use by default: the node's cores shared among its ranks, but
+    /// never more than the cores this process may run on (mpirun binds each rank to one core when
+    /// there are at most two ranks, and more threads than allowed cores would only fight).
+    var defaultThreadsPerRank: Int {
+        max(1, min(ProcessInfo.processInfo.activeProcessorCount / localSize, allowedCPUCount()))
+    }
+
     /// From now on, a collective that waits longer than `timeout` seconds ends the process with a
     /// message (0 disables the watchdog).
     func startWatchdog(timeout: Double) {
@@ -179,6 +186,24 @@ final class MPICollective: Collective, CommunicationTiming {
         let message = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         throw TrainerError("\(call) failed: \(message) (MPI error \(code))")
     }
+}
+
+// MARK: - Placement
+
+/// The number of CPUs this process may run on (its affinity mask, as mpirun's binding or taskset
+/// set it), from /proc/self/status on Linux; all cores elsewhere.
+func allowedCPUCount() -> Int {
+    let all = ProcessInfo.processInfo.activeProcessorCount
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return all }
+    // e.g. "0-3,8,10-11"
+    var count = 0
+    for range in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+        let ends = range.split(separator: "-").compactMap { Int($0) }
+        guard let first = ends.first else { return all }
+        count += (ends.last ?? first) - first + 1
+    }
+    return count > 0 ? count : all
 }
 
 // MARK: - Launch sanity

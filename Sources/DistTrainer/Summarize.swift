@@ -28,7 +28,7 @@ struct Summarize: ParsableCommand {
 
     func run() throws {
         try withMPIJob { mpi in
-            setBlasThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / mpi.localSize))
+            setBlasThreads(mpi.defaultThreadsPerRank)
             // Rank 0 reads the directory and picks the best; the test evaluation is collective.
             var chosen: [UInt8] = []
             var rows: [Row] = []

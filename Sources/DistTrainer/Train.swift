@@ -62,7 +62,7 @@ struct Train: ParsableCommand {
     @Option(help: "BatchNorm statistics across ranks: sync (global batch; rank-count invariant) or local (per shard, as PyTorch DDP). (default: sync)")
     var bn: BatchNormMode?
 
-    @Option(help: ArgumentHelp("OpenBLAS threads per process.", discussion: "Default: all cores for a single process; under mpirun, cores on the node / ranks on the node (at least 1)."))
+    @Option(help: ArgumentHelp("OpenBLAS threads per process.", discussion: "Default: all cores for a single process; under mpirun, cores on the node / ranks on the node, at most the cores the rank is bound to (at least 1)."))
     var threads: Int?
 
     @Option(help: ArgumentHelp("Directory for config, metrics, checkpoints, summary and confusion matrices.", discussion: "Default: runs/<timestamp>.", valueName: "dir"))
@@ -128,7 +128,7 @@ struct Train: ParsableCommand {
 
     func train(mpi: MPICollective) throws {
         mpi.startWatchdog(timeout: collectiveTimeout)
-        var threadsPerRank = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / mpi.localSize)
+        var threadsPerRank = threads ?? mpi.defaultThreadsPerRank
 
         // A resumed run's checkpoint is read by rank 0 (the run directory need not be shared) and
         // sent to every rank; then every rank parses it, so every rank can fail alike.

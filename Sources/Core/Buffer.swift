@@ -24,7 +24,7 @@ public final class Buffer<Element: Numeric>: @unchecked Sendable {
     /// A buffer holding a copy of `values`.
     public convenience init(_ values: [Element]) {
         self.init(count: values.count)
-        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+        load(values)
     }
 
     deinit { pointer.deallocate() }
@@ -45,6 +45,12 @@ public final class Buffer<Element: Numeric>: @unchecked Sendable {
 
     /// Sets every element to zero.
     public func zero() { pointer.update(repeating: 0, count: count) }
+
+    /// Copies `values` (same count) into this buffer.
+    public func load(_ values: [Element]) {
+        precondition(values.count == count)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+    }
 
     /// Copies all of `other` (same count) into this buffer.
     public func copy(from other: Buffer<Element>) {

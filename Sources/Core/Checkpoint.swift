@@ -77,6 +77,15 @@ public enum Checkpoint {
         return (parameters, running)
     }
 
+    /// A network holding the (top-level) model of `file`, for evaluation in chunks of `capacity` rows.
+    public static func network(_ file: SafetensorsFile, path: String, capacity: Int) throws -> Network {
+        let (_, arch, _) = try describe(file, path: path)
+        let model = try readModel(file, arch: arch, path: path)
+        let net = Network(architecture: arch, capacity: capacity)
+        net.load(parameters: model.parameters, runningStats: model.running)
+        return net
+    }
+
     // MARK: - Metadata
 
     static func json<T: Encodable>(_ value: T) -> String {
@@ -187,13 +196,10 @@ extension Trainer {
             throw TrainerError("\(path): checkpoint was trained on \(data["train_samples"] ?? 0) train / \(data["validation_samples"] ?? 0) validation samples, the data gives \(train.count) / \(validation.count)")
         }
         let model = try Checkpoint.readModel(file, arch: arch, path: path)
-        model.parameters.withUnsafeBufferPointer { network.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
-        model.running.withUnsafeBufferPointer { network.runningStats.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        network.load(parameters: model.parameters, runningStats: model.running)
         let count = network.layout.count
-        let m = try file.tensor("optimizer.exp_avg", shape: [count], file: path)
-        let v = try file.tensor("optimizer.exp_avg_sq", shape: [count], file: path)
-        m.values.withUnsafeBufferPointer { adam.m.pointer.update(from: $0.baseAddress!, count: count) }
-        v.values.withUnsafeBufferPointer { adam.v.pointer.update(from: $0.baseAddress!, count: count) }
+        adam.m.load(try file.tensor("optimizer.exp_avg", shape: [count], file: path).values)
+        adam.v.load(try file.tensor("optimizer.exp_avg_sq", shape: [count], file: path).values)
         guard let step = Int(try file.metadata("optimizer_step", file: path)), step >= 0 else {
             throw TrainerError("\(path): metadata 'optimizer_step' is not a count")
         }

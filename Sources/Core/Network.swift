@@ -148,6 +148,12 @@ public final class Network {
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
     }
 
+    /// Replaces the parameters and running statistics (e.g. with a checkpoint's or the best model's).
+    public func load(parameters values: [Float], runningStats stats: [Float]) {
+        parameters.load(values)
+        runningStats.load(stats)
+    }
+
     /// The input of hidden block `l` (or of the head when `l == blockCount`).
     func layerInput(_ l: Int) -> UnsafeMutablePointer<Float> {
         l == 0 ? input.pointer : blocks[l - 1].out.pointer

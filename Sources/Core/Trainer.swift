@@ -280,8 +280,7 @@ public final class Trainer {
     /// Loads the best model into the network (no-op if there is none).
     public func loadBest() {
         guard let best else { return }
-        best.parameters.withUnsafeBufferPointer { network.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
-        best.runningStats.withUnsafeBufferPointer { network.runningStats.pointer.update(from: $0.baseAddress!, count: $0.count) }
+        network.load(parameters: best.parameters, runningStats: best.runningStats)
     }
 
     /// Evaluates the best model on `images` (collective).

@@ -49,18 +49,8 @@ struct Evaluate: ParsableCommand {
         }
         try mpi.broadcast(&bytes, root: 0)
         let (network, images, config) = try mpi.agreeing { () throws -> (Network, LabeledImages, TrainingConfig) in
-            let file = try decodeSafetensors(bytes, name: checkpoint)
-            let (_, arch, config) = try Checkpoint.describe(file, path: checkpoint)
-            let dir = try dataDir ?? file.metadata["data_dir"] ?? FashionMNIST.resolveDirectory()
-            let data = try FashionMNIST.load(directory: dir)
-            guard data.train.width == arch.inputWidth else {
-                throw TrainerError("\(checkpoint): model takes \(arch.inputWidth) pixels per image, the data in \(dir) has \(data.train.width)")
-            }
+            let (net, data, config) = try loadModelAndData(decodeSafetensors(bytes, name: checkpoint), path: checkpoint, dataDir: dataDir)
             let images = split == .test ? data.test : DataSplit(data.train, valFraction: config.valFraction, seed: config.seed).validation
-            let net = Network(architecture: arch, capacity: Trainer.evaluationChunk)
-            let model = try Checkpoint.readModel(file, arch: arch, path: checkpoint)
-            model.parameters.withUnsafeBufferPointer { net.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
-            model.running.withUnsafeBufferPointer { net.runningStats.pointer.update(from: $0.baseAddress!, count: $0.count) }
             return (net, images, config)
         }
         let classes = network.architecture.classCount
@@ -100,4 +90,19 @@ struct Evaluate: ParsableCommand {
     }
 
     func pad(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(1, width - s.count)) }
+}
+
+/// The model of a checkpoint in a network ready for evaluation, and the data set it was trained on:
+/// `dataDir`, else the directory recorded in the checkpoint, else the usual search. Fails with one
+/// line if the data's images do not fit the model.
+func loadModelAndData(_ file: SafetensorsFile, path: String, dataDir: String?)
+    throws -> (Network, (train: LabeledImages, test: LabeledImages), TrainingConfig)
+{
+    let (_, arch, config) = try Checkpoint.describe(file, path: path)
+    let dir = try dataDir ?? file.metadata["data_dir"] ?? FashionMNIST.resolveDirectory()
+    let data = try FashionMNIST.load(directory: dir)
+    guard data.train.width == arch.inputWidth else {
+        throw TrainerError("\(path): model takes \(arch.inputWidth) pixels per image, the data in \(dir) has \(data.train.width)")
+    }
+    return (try Checkpoint.network(file, path: path, capacity: Trainer.evaluationChunk), data, config)
 }

@@ -49,14 +49,7 @@ struct Summarize: ParsableCommand {
             let bestName = String(decoding: chosen, as: UTF8.self)
             let checkpoint = sweepDir + "/best.safetensors"
             let (network, test) = try mpi.agreeing { () throws -> (Network, LabeledImages) in
-                let file = try readSafetensors(path: checkpoint)
-                let (_, arch, _) = try Checkpoint.describe(file, path: checkpoint)
-                let dir = try dataDir ?? file.metadata["data_dir"] ?? FashionMNIST.resolveDirectory()
-                let data = try FashionMNIST.load(directory: dir)
-                let net = Network(architecture: arch, capacity: Trainer.evaluationChunk)
-                let model = try Checkpoint.readModel(file, arch: arch, path: checkpoint)
-                model.parameters.withUnsafeBufferPointer { net.parameters.pointer.update(from: $0.baseAddress!, count: $0.count) }
-                model.running.withUnsafeBufferPointer { net.runningStats.pointer.update(from: $0.baseAddress!, count: $0.count) }
+                let (net, data, _) = try loadModelAndData(readSafetensors(path: checkpoint), path: checkpoint, dataDir: dataDir)
                 return (net, data.test)
             }
             let result = try Core.evaluate(network, on: test, collective: mpi)

@@ -130,11 +130,12 @@ final class ReliabilityTests: XCTestCase {
         let full = try runMPI(2, ["train", "--run-dir", tmp + "/full"] + common)
         XCTAssertEqual(full.status, 0, full.stderr)
 
+        // Rank 1 pauses before its 200th step (epoch 3, after two checkpoints) and says so; only then
+        // is it killed, so the test never races the training speed.
+        let ready = tmp + "/rank1-paused"
         let p = try startProcess(mpirun, ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--run-dir", tmp + "/cut"] + common,
-                                 log: nil)
-        let deadline = Date().addingTimeInterval(120)
-        while !FileManager.default.fileExists(atPath: tmp + "/cut/last.safetensors") && p.isRunning && Date() < deadline { usleep(5_000) }
-        usleep(50_000)
+                                 environment: ["DIST_TRAINER_FAULT": "pause:1:200", "DIST_TRAINER_FAULT_READY": ready], log: nil)
+        XCTAssertTrue(waitForFile(ready, while: p), "rank 1 never reached its pause")
         guard let victim = rankPID(1, parent: p.processIdentifier) else { return XCTFail("rank 1 not found") }
         let killedAt = Date()
         kill(victim, SIGKILL)
@@ -145,8 +146,8 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(processes(matching: tmp + "/cut"), [], "processes left behind")
 
         let checkpoint = try readSafetensors(path: tmp + "/cut/last.safetensors")
-        XCTAssertEqual(try Checkpoint.describe(checkpoint, path: "last").kind, "last")
-        XCTAssertLessThan(try readMetrics(tmp + "/cut").count, 6, "the job should have died before finishing")
+        XCTAssertEqual(try CheckpointHeader(checkpoint, path: "last").kind, .last)
+        XCTAssertEqual(try readMetrics(tmp + "/cut").count, 2, "the job died in epoch 3")
         let resumed = try runMPI(2, ["train", "--resume", tmp + "/cut"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         let a = try readMetrics(tmp + "/full"), b = try readMetrics(tmp + "/cut")
@@ -185,20 +186,21 @@ final class ReliabilityTests: XCTestCase {
         try writeSyntheticDataset(to: tmp + "/data", train: 5000, test: 100)
         for (signal, name) in [(SIGTERM, "term"), (SIGINT, "int")] {
             let log = tmp + "/\(name).log"
+            // Rank 0 pauses before its 100th step (epoch 2 step 20 of 80) until the signal arrives.
+            let ready = tmp + "/\(name)-paused"
             let p = try startProcess(mpirun, ["--oversubscribe", "-np", "2", try trainerBinary(), "train", "--data-dir", tmp + "/data",
                                               "--run-dir", tmp + "/" + name, "--hidden", "128,64", "--epochs", "50", "--lr", "0.002",
                                               "--batch-size", "50", "--threads", "1"],
-                                     log: log)
-            let deadline = Date().addingTimeInterval(120)
-            while !FileManager.default.fileExists(atPath: tmp + "/\(name)/last.safetensors") && Date() < deadline { usleep(5_000) }
-            usleep(100_000)
+                                     environment: ["DIST_TRAINER_FAULT": "pause:0:100", "DIST_TRAINER_FAULT_READY": ready], log: log)
+            XCTAssertTrue(waitForFile(ready, while: p), "rank 0 never reached its pause")
             kill(p.processIdentifier, signal)
             p.waitUntilExit()
             let output = try String(contentsOfFile: log, encoding: .utf8)
             XCTAssertNotEqual(p.terminationStatus, 0, output)
             XCTAssertTrue(output.contains("interrupted by") && output.contains("--resume " + tmp + "/" + name), output)
             let position = try readSafetensors(path: tmp + "/\(name)/last.safetensors").metadata["position"] ?? ""
-            XCTAssertTrue(position.contains("step_in_epoch"), position)
+            // Stopped after the paused step: 20 steps into epoch 2.
+            XCTAssertTrue(position.contains("\"step_in_epoch\":20") && position.contains("\"epochs_done\":1"), position)
         }
     }
 
@@ -248,13 +250,20 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains(mountPoint + "/run/") && r.stderr.contains("No space left on device"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
         let file = try readSafetensors(path: mountPoint + "/run/last.safetensors")
-        XCTAssertEqual(try Checkpoint.describe(file, path: "last").kind, "last")
+        XCTAssertEqual(try CheckpointHeader(file, path: "last").kind, .last)
         XCTAssertTrue(file.metadata["position"]?.contains("\"epochs_done\":1") ?? false, file.metadata["position"] ?? "")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: mountPoint + "/run").filter { $0.hasPrefix(".") }
         XCTAssertEqual(leftovers, [], "temporary files left behind")
     }
 
     // MARK: - Helpers
+
+    /// Waits until `path` exists while `process` runs (at most two minutes); whether it appeared.
+    func waitForFile(_ path: String, while process: Process) -> Bool {
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: path) && process.isRunning && Date() < deadline { usleep(5_000) }
+        return FileManager.default.fileExists(atPath: path)
+    }
 
     /// The PID of the dist-trainer child of `parent` that is rank `rank`.
     func rankPID(_ rank: Int, parent: Int32) -> Int32? {

@@ -1,0 +1,41 @@
+// Collective: the few communication operations data-parallel training needs.
+//
+// The training loop is written once against this protocol. `SingleProcess` makes every operation
+// the identity, for debugging and tests without MPI; the MPI implementation lives in the DistTrainer
+// target so that Core never imports MPI. Every operation is collective: all ranks must call it in
+// the same order with the same sizes. Agreement on errors is built on top (Agreement.swift).
+
+/// Communication among the ranks of a data-parallel job.
+public protocol Collective: AnyObject {
+    /// This process's index, 0 ..< size.
+    var rank: Int { get }
+    /// Number of processes in the job.
+    var size: Int { get }
+
+    /// Replaces `buffer` on every rank by the element-wise sum over all ranks.
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Replaces `buffer` on every rank by the element-wise sum over all ranks.
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
+    /// The minimum and maximum of `value` over all ranks (used to verify that replicas agree).
+    func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double)
+    /// Sums `buffer` over all ranks, in place, for this rank's part only: afterwards
+    /// `buffer[partition.range(rank)]` holds the sum of that part over all ranks, and the rest of
+    /// `buffer` is unspecified.
+    func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws
+    /// Every rank contributes its part of `buffer` (per `partition`, in place); afterwards every rank
+    /// holds every part.
+    func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws
+    /// Copies `buffer` from rank `root` to every other rank.
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws
+    /// Copies `bytes` (any length) from rank `root` to every other rank.
+    func broadcast(_ bytes: inout [UInt8], root: Int) throws
+    /// Waits until every rank has arrived.
+    func barrier() throws
+    /// Tells the collective where training is (for diagnostics such as a hang watchdog); cheap,
+    /// called once per step.
+    func noteProgress(lrIndex: Int, epoch: Int, step: Int)
+}
+
+extension Collective {
+    public func noteProgress(lrIndex: Int, epoch: Int, step: Int) {}
+}

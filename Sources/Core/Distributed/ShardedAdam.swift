@@ -1,0 +1,40 @@
+// ShardedAdam: the data-parallel optimizer step with Adam's work split across ranks (ZeRO stage 1).
+//
+// Communication and update only; Adam's arithmetic is AdamState.update (Training/Adam.swift) and
+// the split of the flat buffer is Partition.
+
+/// The data-parallel optimizer step with the work split across ranks (ZeRO stage 1): the weight
+/// gradients are reduce-scattered, so each rank receives the global sum of its part only; it adds
+/// the exactly reduced per-feature gradients, applies Adam to its part of the parameters, and the
+/// parts are allgathered. The communication volume equals one allreduce (which is a reduce-scatter
+/// followed by an allgather), but each rank does 1/N of Adam's work, which is memory-bound and
+/// otherwise repeated identically on every rank. Moments stay full-size on every rank (only this
+/// rank's part is current) and are gathered before a checkpoint.
+public final class ShardedAdam {
+    public let adam: AdamState
+    public let partition: Partition
+    public let rank: Int
+
+    public init(adam: AdamState, collective: Collective) {
+        self.adam = adam
+        rank = collective.rank
+        partition = Partition(count: adam.m.count, parts: collective.size)
+    }
+
+    /// One step: reduce-scatter of the weight gradients (in place), Adam on this rank's part,
+    /// allgather of the parameters.
+    public func step(_ network: Network, collective: Collective, lr: Float) throws {
+        let range = partition.range(rank)
+        try collective.reduceScatterSum(network.gradients.all, partition: partition)
+        let part = network.gradients.pointer + range.lowerBound
+        network.writeExactGradients(into: part, range: range)
+        adam.update(params: network.parameters.pointer, grads: part, range: range, lr: lr)
+        try collective.allgather(network.parameters.all, partition: partition)
+    }
+
+    /// Makes the moments current on every rank (each rank's own part to all), for checkpoints.
+    public func gatherMoments(collective: Collective) throws {
+        try collective.allgather(adam.m.all, partition: partition)
+        try collective.allgather(adam.v.all, partition: partition)
+    }
+}

@@ -1,0 +1,54 @@
+// SoftmaxCrossEntropy: the classifier loss, its gradient, and the predictions it implies.
+//
+// loss_i = log Σ_c exp(z_ic) − z_i,y computed with the row maximum subtracted, so logits of ±1e4
+// neither overflow nor lose the loss. (The seed computes −log(softmax + 1e-8), which caps each loss
+// near 18.4 but has the same gradient, softmax − onehot, away from saturation; we keep the exact
+// log-sum-exp, whose gradient the seed's backward pass already is.) The gradient is scaled by
+// `gradScale`, 1 / global batch size, so that per-rank gradients sum to the global-batch mean.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Sum of losses and count of correct predictions over a block of rows.
+public struct LossTally: Equatable, Sendable {
+    public var lossSum: Double = 0
+    public var correct: Int = 0
+    public init(lossSum: Double = 0, correct: Int = 0) {
+        self.lossSum = lossSum
+        self.correct = correct
+    }
+}
+
+/// Computes the loss of each row of `logits` [rows × classes] against `labels`; writes the gradient
+/// (softmax − onehot) · gradScale into `dLogits` when it is not nil, and each row's predicted class
+/// (first maximum, as argmax) into `predictions` when it is not nil.
+public func softmaxCrossEntropy(
+    logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
+    gradScale: Float, dLogits: UnsafeMutablePointer<Float>?, predictions: UnsafeMutablePointer<Int32>?
+) -> LossTally {
+    var tally = LossTally()
+    for i in 0..<rows {
+        let z = logits + i * classes
+        var best = 0
+        for c in 1..<classes where z[c] > z[best] { best = c }
+        let zmax = z[best]
+        var sum = 0.0
+        for c in 0..<classes { sum += Double(expf(z[c] - zmax)) }
+        let y = Int(labels[i])
+        // log Σ exp(z − max) + max − z_y, formed so no large terms cancel.
+        tally.lossSum += log(sum) + Double(zmax - z[y])
+        if best == y { tally.correct += 1 }
+        predictions?[i] = Int32(best)
+        if let dLogits {
+            let d = dLogits + i * classes
+            let inv = 1.0 / sum
+            for c in 0..<classes {
+                let p = Float(Double(expf(z[c] - zmax)) * inv)
+                d[c] = (p - (c == y ? 1 : 0)) * gradScale
+            }
+        }
+    }
+    return tally
+}

@@ -1,0 +1,296 @@
+// Network: the parameters, running statistics and activation buffers of one replica, and the
+// forward and backward passes of a data-parallel training step.
+//
+// A replica trains on its shard of the global minibatch. A step ends in two reductions:
+//  - `gradients` (Float, ParameterLayout order): all weight gradients in one buffer, reduced in
+//    one call (a reduce-scatter feeding the sharded optimizer step, or an allreduce);
+//  - `exactSums` (Double, a few thousand values): the per-feature gradients (every bias, BatchNorm
+//    scale and shift), the loss sum and correct count, and in BatchNorm mode `local` each block's
+//    Σa and Σa² for merging running statistics.
+// Per-feature gradients need Double: a hidden Dense bias feeds BatchNorm through ReLU, so for a unit
+// that is active on the whole batch its true gradient is exactly zero and what Float arithmetic
+// leaves is rounding noise of order 1e-9 — which Adam, dividing by √v, turns into full-size steps.
+// Summed in Double, that noise is the same whichever way the batch is split across ranks, so results
+// stay independent of the rank count. Every buffer is allocated here, once; a step allocates nothing.
+//
+// This file is the orchestration of the layer kernels (Dense, Relu, BatchNorm, Dropout,
+// SoftmaxCrossEntropy); it is not an optimiser (Adam) nor a training loop (Trainer).
+
+/// One replica of the model: parameters, gradients, running statistics and activations.
+public final class Network {
+    public let architecture: Architecture
+    public let layout: ParameterLayout
+    public let statsLayout: RunningStatsLayout
+    /// Rows the activation buffers hold (largest shard or evaluation chunk).
+    public let capacity: Int
+
+    /// All trainable parameters (ParameterLayout order).
+    public let parameters: Buffer<Float>
+    /// BatchNorm running means and variances (RunningStatsLayout order).
+    public let runningStats: Buffer<Float>
+    /// Gradients of all parameters (ParameterLayout order); reduced with one fused allreduce.
+    public let gradients: Buffer<Float>
+    /// Double-precision sums reduced after `gradients`: see `ExactSumsLayout`.
+    public let exactSums: Buffer<Double>
+    public let exactLayout: ExactSumsLayout
+
+    /// Input batch [capacity × inputWidth] (pixels scaled to [0, 1]) and labels.
+    public let input: Buffer<Float>
+    public let labels: Buffer<Int32>
+    /// Logits [capacity × classes] and their gradient.
+    public let logits: Buffer<Float>
+    let dLogits: Buffer<Float>
+    let blocks: [BlockBuffers]
+
+    /// `riders`: extra Double slots appended to `exactSums` for the caller (see ExactSumsLayout).
+    public init(architecture: Architecture, capacity: Int, riders: Int = 0) {
+        precondition(capacity > 0)
+        self.architecture = architecture
+        layout = ParameterLayout(architecture)
+        statsLayout = RunningStatsLayout(architecture)
+        self.capacity = capacity
+        parameters = Buffer(count: layout.count)
+        runningStats = Buffer(count: statsLayout.count)
+        gradients = Buffer(count: layout.count)
+        exactLayout = ExactSumsLayout(layout, statsLayout, riders: riders)
+        exactSums = Buffer(count: exactLayout.count)
+        input = Buffer(count: capacity * architecture.inputWidth)
+        labels = Buffer(count: capacity)
+        logits = Buffer(count: capacity * architecture.classCount)
+        dLogits = Buffer(count: capacity * architecture.classCount)
+        blocks = (0..<architecture.blockCount).map {
+            BlockBuffers(width: architecture.hidden[$0], capacity: capacity, dropout: architecture.dropoutAfter[$0])
+        }
+        initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
+    }
+
+    /// Fresh He-initialised parameters and running statistics for `seed`.
+    public func reset(seed: UInt64) {
+        initializeParameters(parameters.all, layout: layout, seed: seed)
+        initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
+    }
+
+    /// A copy of the parameters and running statistics.
+    public var state: ModelState { ModelState(parameters: parameters.array, runningStats: runningStats.array) }
+
+    /// Replaces the parameters and running statistics (e.g. with a checkpoint's or the best model's).
+    public func load(_ state: ModelState) {
+        parameters.load(state.parameters)
+        runningStats.load(state.runningStats)
+    }
+
+    /// The input of hidden block `l` (or of the head when `l == blockCount`).
+    func layerInput(_ l: Int) -> UnsafeMutablePointer<Float> {
+        l == 0 ? input.pointer : blocks[l - 1].out.pointer
+    }
+
+    // MARK: Training step
+
+    /// Forward pass in training mode over `ctx.rows` samples in `input`: batch statistics (global
+    /// ones in `sync` mode, summed across ranks), dropout masks, and in `sync` mode the running
+    /// statistics update.
+    public func forwardTrain(_ ctx: StepContext, collective: Collective) throws {
+        let n = ctx.rows
+        let p = parameters.pointer
+        let sync = ctx.batchNormMode == .sync
+        for (l, b) in blocks.enumerated() {
+            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
+            denseForward(x: layerInput(l), rows: n, weight: p + dense.weight, bias: p + dense.bias,
+                         fanIn: dense.fanIn, fanOut: w, y: b.a.pointer)
+            reluForward(b.a.pointer, count: n * w)
+            batchNormSums(b.a.pointer, rows: n, width: w, into: b.sums.pointer)
+            activeCounts(b.a.pointer, rows: n, width: w, into: b.sums.pointer + 2 * w)
+            if sync {
+                try collective.allreduceSum(b.sums.all)
+            } else {
+                // Local statistics normalise this shard; their sums travel in the fused allreduce
+                // so that every rank can merge the running statistics exactly afterwards.
+                (exactSums.pointer + exactLayout.statistics + statsLayout.mean[l]).update(from: b.sums.pointer, count: 2 * w)
+            }
+            batchNormMoments(sums: b.sums.pointer, count: sync ? ctx.globalBatch : n, width: w,
+                             mean: b.mean.pointer, variance: b.variance.pointer, invStd: b.invStd.pointer)
+            if sync {
+                let r = runningStats.pointer
+                batchNormUpdateRunning(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
+                                       mean: b.mean.pointer, variance: b.variance.pointer, width: w)
+            }
+            batchNormNormalize(b.a.pointer, rows: n, width: w, mean: b.mean.pointer, invStd: b.invStd.pointer,
+                               scale: p + norm.scale, shift: p + norm.shift, xhat: b.xhat.pointer, y: b.out.pointer)
+            if let mask = b.mask {
+                dropoutMask(mask.pointer, rows: n, width: w, firstRow: ctx.firstRow, key: ctx.dropoutKey.with(l), keep: ctx.keep)
+                applyMask(b.out.pointer, mask: mask.pointer, count: n * w)
+            }
+        }
+        let head = layout.head
+        denseForward(x: layerInput(blocks.count), rows: n, weight: p + head.weight, bias: p + head.bias,
+                     fanIn: head.fanIn, fanOut: head.fanOut, y: logits.pointer)
+    }
+
+    /// Loss of the shard against `labels` and the gradient of the *global-batch mean* loss with
+    /// respect to the logits (scaled by 1 / globalBatch, so shards sum to the full gradient). Also
+    /// writes the loss sum and correct count into the fused buffer.
+    @discardableResult
+    public func lossAndGradient(_ ctx: StepContext) -> LossTally {
+        let tally = softmaxCrossEntropy(
+            logits: logits.pointer, labels: labels.pointer, rows: ctx.rows, classes: architecture.classCount,
+            gradScale: 1 / Float(ctx.globalBatch), dLogits: dLogits.pointer, predictions: nil)
+        exactSums.pointer[exactLayout.loss] = tally.lossSum
+        exactSums.pointer[exactLayout.loss + 1] = Double(tally.correct)
+        return tally
+    }
+
+    /// Backward pass from the logit gradient to every parameter gradient (this shard's part). In
+    /// `sync` mode each BatchNorm sums Σdy and Σdy·x̂ across ranks for its input gradient.
+    public func backward(_ ctx: StepContext, collective: Collective) throws {
+        let n = ctx.rows
+        let (p, g, e) = (parameters.pointer, gradients.pointer, exactSums.pointer)
+        let head = layout.head
+        denseBackward(x: layerInput(blocks.count), dy: dLogits.pointer, rows: n, weight: p + head.weight,
+                      fanIn: head.fanIn, fanOut: head.fanOut, dWeight: g + head.weight,
+                      dx: blocks.last?.grad.pointer)
+        columnSums(dLogits.pointer, rows: n, width: head.fanOut, into: e + exactLayout.bias[blocks.count])
+        for l in stride(from: blocks.count - 1, through: 0, by: -1) {
+            let b = blocks[l]
+            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
+            let dy = b.grad.pointer
+            if let mask = b.mask { applyMask(dy, mask: mask.pointer, count: n * w) }
+            batchNormGradientSums(dy, xhat: b.xhat.pointer, rows: n, width: w, into: b.gradSums.pointer)
+            // This shard's dβ = Σdy and dγ = Σdy·x̂, summed over ranks with the other exact sums.
+            (e + exactLayout.shift[l]).update(from: b.gradSums.pointer, count: w)
+            (e + exactLayout.scale[l]).update(from: b.gradSums.pointer + w, count: w)
+            let sync = ctx.batchNormMode == .sync
+            if sync { try collective.allreduceSum(b.gradSums.all) }
+            batchNormBackwardInput(dy, xhat: b.xhat.pointer, rows: n, width: w, scale: p + norm.scale,
+                                   invStd: b.invStd.pointer, sums: b.gradSums.pointer,
+                                   count: sync ? ctx.globalBatch : n, coefficients: b.coefficients.pointer)
+            reluBackward(dy, output: b.a.pointer, count: n * w)
+            let db = e + exactLayout.bias[l]
+            columnSums(dy, rows: n, width: w, into: db)
+            // Units active on every row normalised together: the bias gradient is exactly zero.
+            let active = b.sums.pointer + 2 * w
+            let together = Double(sync ? ctx.globalBatch : n)
+            for j in 0..<w where active[j] == together { db[j] = 0 }
+            denseBackward(x: layerInput(l), dy: dy, rows: n, weight: p + dense.weight,
+                          fanIn: dense.fanIn, fanOut: w, dWeight: g + dense.weight,
+                          dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
+        }
+    }
+
+    /// After the reductions: copies the per-feature gradients (biases, BatchNorm scales and shifts)
+    /// from the Double sums into `target`, which holds the gradients of parameters `range` (target[0]
+    /// is parameter range.lowerBound); entries outside `range` are skipped.
+    public func writeExactGradients(into target: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let e = exactSums.pointer
+        func put(_ parameter: Int, _ value: Double) {
+            if range.contains(parameter) { target[parameter - range.lowerBound] = Float(value) }
+        }
+        for (l, slot) in layout.allDense.enumerated() {
+            for j in 0..<slot.fanOut { put(slot.bias + j, e[exactLayout.bias[l] + j]) }
+        }
+        for (l, slot) in layout.norm.enumerated() {
+            for j in 0..<slot.width {
+                put(slot.scale + j, e[exactLayout.scale[l] + j])
+                put(slot.shift + j, e[exactLayout.shift[l] + j])
+            }
+        }
+    }
+
+    /// After the reductions in `local` mode: merges the shards' BatchNorm sums into the global batch
+    /// mean and variance (count-weighted means plus the spread of the shard means, which is what Σa²
+    /// over the whole batch contains; never an average of shard variances) and updates the running
+    /// statistics with them.
+    public func mergeRunningStatistics(globalBatch: Int) {
+        let r = runningStats.pointer
+        let inv = 1.0 / Double(globalBatch)
+        for (l, b) in blocks.enumerated() {
+            let w = b.width
+            let s = exactSums.pointer + exactLayout.statistics + statsLayout.mean[l]
+            for j in 0..<w {
+                let mu = s[j] * inv
+                b.mean.pointer[j] = Float(mu)
+                b.variance.pointer[j] = Float(max(s[w + j] * inv - mu * mu, 0))
+            }
+            batchNormUpdateRunning(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
+                                   mean: b.mean.pointer, variance: b.variance.pointer, width: w)
+        }
+    }
+
+    /// The part of a data-parallel step before the weight gradients are reduced: forward, loss,
+    /// backward, the Double reduction of the per-feature values and the running-statistics merge.
+    /// Afterwards `gradients` holds this rank's partial weight gradients (its shard's share of the
+    /// global-batch mean), and `exactSums` the global per-feature gradients, loss and correct count.
+    /// The optimizer step (Trainer) reduces the weight gradients, scattered across ranks.
+    public func computeLocalGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
+        try forwardTrain(ctx, collective: collective)
+        lossAndGradient(ctx)
+        try backward(ctx, collective: collective)
+        try collective.allreduceSum(exactSums.all)
+        if ctx.batchNormMode == .local { mergeRunningStatistics(globalBatch: ctx.globalBatch) }
+        let e = exactSums.pointer
+        return LossTally(lossSum: e[exactLayout.loss], correct: Int(e[exactLayout.loss + 1].rounded()))
+    }
+
+    /// A whole data-parallel gradient computation: `computeLocalGradients`, then one allreduce of all
+    /// weight gradients, so that `gradients` holds the global-batch gradient on every rank (used by
+    /// `dist-trainer check` and the tests; training reduce-scatters instead, see ShardedAdam).
+    public func computeGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
+        let tally = try computeLocalGradients(ctx, collective: collective)
+        try collective.allreduceSum(gradients.all)
+        writeExactGradients(into: gradients.pointer, range: 0..<layout.count)
+        return tally
+    }
+
+    // MARK: Inference
+
+    /// Forward pass in inference mode over `rows` samples in `input`: running statistics, no dropout.
+    /// Leaves the logits in `logits`.
+    public func forwardInference(rows n: Int) {
+        let (p, r) = (parameters.pointer, runningStats.pointer)
+        for (l, b) in blocks.enumerated() {
+            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
+            denseForward(x: layerInput(l), rows: n, weight: p + dense.weight, bias: p + dense.bias,
+                         fanIn: dense.fanIn, fanOut: w, y: b.a.pointer)
+            reluForward(b.a.pointer, count: n * w)
+            batchNormInferenceMoments(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
+                                      width: w, mean: b.mean.pointer, invStd: b.invStd.pointer)
+            batchNormNormalize(b.a.pointer, rows: n, width: w, mean: b.mean.pointer, invStd: b.invStd.pointer,
+                               scale: p + norm.scale, shift: p + norm.shift, xhat: nil, y: b.out.pointer)
+        }
+        let head = layout.head
+        denseForward(x: layerInput(blocks.count), rows: n, weight: p + head.weight, bias: p + head.bias,
+                     fanIn: head.fanIn, fanOut: head.fanOut, y: logits.pointer)
+    }
+
+    // MARK: Input
+
+    /// Loads images `indices` of `images` into rows 0 ..< indices.count of `input` (pixels / 255)
+    /// and their labels into `labels`.
+    public func gather(_ images: LabeledImages, indices: UnsafeBufferPointer<Int>) {
+        let width = images.width
+        precondition(width == architecture.inputWidth && indices.count <= capacity)
+        images.pixels.withUnsafeBufferPointer { px in
+            let scale: Float = 1.0 / 255.0
+            for (row, index) in indices.enumerated() {
+                let src = px.baseAddress! + index * width
+                let dst = input.pointer + row * width
+                for j in 0..<width { dst[j] = Float(src[j]) * scale }
+                labels.pointer[row] = Int32(images.labels[index])
+            }
+        }
+    }
+
+    /// Hidden block `l`'s BatchNorm input (the ReLU output) from the last forward pass, row-major
+    /// [rows × width] for the first `rows` rows (for checks of the statistics).
+    public func batchNormInput(_ l: Int, rows: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(start: blocks[l].a.pointer, count: rows * blocks[l].width)
+    }
+
+    /// A checksum of the replica's state (parameters and running statistics), used once per epoch
+    /// to verify that all ranks still hold identical copies.
+    public func checksum() -> Double {
+        var s = 0.0
+        for i in 0..<parameters.count { s += Double(parameters.pointer[i]) * Double(1 + i % 7) }
+        for i in 0..<runningStats.count { s += Double(runningStats.pointer[i]) * Double(1 + i % 5) }
+        return s
+    }
+}

@@ -1,0 +1,80 @@
+// Adam: the optimiser, in the standard form and in the seed's form.
+//
+// Both keep first and second moments m, v of every parameter (β1 = 0.9, β2 = 0.999, ε = 1e-8):
+//   m ← β1·m + (1−β1)·g,   v ← β2·v + (1−β2)·g²
+//   standard (`adam`):      p ← p − lr · m̂ / (√v̂ + ε),  m̂ = m / (1−β1^t), v̂ = v / (1−β2^t)
+//   seed (`adam-seed`):     p ← p − lr · m / (√v + ε)   (the notebook's update; no bias correction)
+// One loop over the flat parameter buffer (or a rank's part of it, see ShardedAdam); identical on
+// every rank because the gradients are.
+import Foundation
+
+/// Which Adam update to apply.
+public enum AdamVariant: String, Codable, CaseIterable, Sendable {
+    /// Bias-corrected Adam (Kingma & Ba), as PyTorch's torch.optim.Adam.
+    case adam
+    /// The seed notebook's update, without bias correction.
+    case adamSeed = "adam-seed"
+}
+
+/// Adam's state for a flat parameter buffer.
+public final class AdamState {
+    public let variant: AdamVariant
+    public let beta1 = 0.9
+    public let beta2 = 0.999
+    public let epsilon = 1e-8
+    /// First moments, one per parameter.
+    public let m: Buffer<Float>
+    /// Second moments, one per parameter.
+    public let v: Buffer<Float>
+    /// Number of updates applied so far.
+    public var step: Int = 0
+
+    public init(parameterCount: Int, variant: AdamVariant) {
+        self.variant = variant
+        m = Buffer(count: parameterCount)
+        v = Buffer(count: parameterCount)
+    }
+
+    /// Clears the moments and the step count (a new learning rate of a sweep starts afresh).
+    public func reset() {
+        m.zero()
+        v.zero()
+        step = 0
+    }
+
+    /// Applies one update with learning rate `lr` to all `params` from `grads` (`m.count` entries).
+    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
+        update(params: params, grads: grads, range: 0..<m.count, lr: lr)
+    }
+
+    /// Applies one update with learning rate `lr` to parameters `range` only: `params` is the whole
+    /// parameter buffer, `grads[i]` is the gradient of parameter `range.lowerBound + i`. Each rank
+    /// of a sharded step updates its own range (see ShardedAdam).
+    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>, lr: Float) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= m.count)
+        step += 1
+        // Fold the bias corrections into the step size and ε: lr·m̂/(√v̂+ε) = a·m/(√v + ε') with
+        // a = lr·√(1−β2^t)/(1−β1^t) and ε' = ε·√(1−β2^t). Computed in Double once per step; 1 − β is
+        // formed in Double too (in Float, 1 − Float(0.999) is 9.99987e-4, not 1e-3).
+        var a = Double(lr)
+        var e = epsilon
+        if variant == .adam {
+            let c1 = 1 - pow(beta1, Double(step))
+            let c2 = (1 - pow(beta2, Double(step))).squareRoot()
+            a = Double(lr) * c2 / c1
+            e = epsilon * c2
+        }
+        let (stepSize, epsHat) = (Float(a), Float(e))
+        let (b1, b2) = (Float(beta1), Float(beta2))
+        let (c1, c2) = (Float(1 - beta1), Float(1 - beta2))
+        let (mp, vp, p) = (m.pointer + range.lowerBound, v.pointer + range.lowerBound, params + range.lowerBound)
+        for i in 0..<range.count {
+            let g = grads[i]
+            let mi = b1 * mp[i] + c1 * g
+            let vi = b2 * vp[i] + c2 * (g * g)
+            mp[i] = mi
+            vp[i] = vi
+            p[i] -= stepSize * mi / (vi.squareRoot() + epsHat)
+        }
+    }
+}

@@ -1,0 +1,238 @@
+// Trainer: the training loop of a learning-rate sweep, written once for any number of ranks.
+//
+// For each learning rate: fresh parameters (the same initial weights for every rate, broadcast from
+// rank 0), then per epoch a seeded permutation of the training split, full global minibatches (the
+// remainder is dropped, as the seed does), each rank computing its shard's gradient, one fused
+// allreduce, the identical Adam step on every rank; then validation in inference mode. The best
+// model by validation macro-F1 across the whole sweep is kept, as the seed does.
+//
+// Every learning rate sees the same initial weights, shuffles and dropout masks (they are keyed by
+// seed, epoch and step, not by the rate), so a sweep compares rates and nothing else, and a sweep
+// split into one job per rate reproduces the in-process sweep exactly.
+//
+// Rank 0 alone talks to the observer (console, files, checkpoints) and decides whether to go on;
+// it broadcasts that decision so all ranks stop together.
+import Foundation
+
+/// A learning-rate sweep in progress: model replica, optimiser state, position and history.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let train: LabeledImages
+    public let validation: LabeledImages
+    public let collective: Collective
+    public let network: Network
+    public let adam: AdamState
+    /// Adam with its work split across ranks (see ShardedAdam).
+    let optimizer: ShardedAdam
+    public let stepsPerEpoch: Int
+    /// Rows of this rank's shard of each global batch.
+    public let shard: Range<Int>
+    public weak var observer: TrainingObserver?
+    /// Polled after every step on every rank; if it returns true on any rank, all ranks stop after
+    /// that step together (the vote travels in the step's reduction, so it costs nothing).
+    public var stopRequested: () -> Bool = { false }
+
+    public internal(set) var position = TrainingPosition()
+    /// Every finished epoch, in order.
+    public internal(set) var history: [EpochRecord] = []
+    public internal(set) var best: BestModel?
+    /// Learning-rate indices abandoned because the loss became non-finite.
+    public internal(set) var diverged: [Int] = []
+
+    /// Rows evaluated at once in inference mode (bounded for memory, large for sgemm efficiency).
+    public static let evaluationChunk = 256
+
+    public init(config: TrainingConfig, split: DataSplit, collective: Collective) throws {
+        try config.validate()
+        try config.validate(trainingSamples: split.train.count, ranks: collective.size)
+        self.config = config
+        train = split.train
+        validation = split.validation
+        self.collective = collective
+        let arch = config.architecture(inputWidth: split.train.width, classCount: FashionMNIST.classCount)
+        shard = shardRange(batch: config.batchSize, rank: collective.rank, size: collective.size)
+        let largestShard = (config.batchSize + collective.size - 1) / collective.size
+        network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 1)
+        adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
+        optimizer = ShardedAdam(adam: adam, collective: collective)
+        stepsPerEpoch = split.train.count / config.batchSize
+        startLearningRate()
+    }
+
+    /// Fresh parameters and optimiser for the current learning rate, identical on every rank.
+    func startLearningRate() {
+        network.reset(seed: config.seed)
+        adam.reset()
+        let lr = position.lrIndex
+        position = TrainingPosition()
+        position.lrIndex = lr
+    }
+
+    var isRoot: Bool { collective.rank == 0 }
+
+    // MARK: - The loop
+
+    /// Trains until the sweep is finished, the observer asks to stop, or a stop is requested.
+    public func run() throws -> TrainingOutcome {
+        while position.lrIndex < config.learningRates.count {
+            if position.atStartOfRun { try startRun() }
+            while position.epochsDone < config.epochs {
+                switch try trainEpoch() {
+                case .diverged:
+                    diverged.append(position.lrIndex)
+                    position.epochsDone = config.epochs
+                case .interrupted:
+                    try optimizer.gatherMoments(collective: collective)
+                    if isRoot { try observer?.interrupted(trainer: self) }
+                    try collective.barrier()
+                    return .interrupted
+                case .finished(let record):
+                    if try finishEpoch(record) == .stop { return .stopped }
+                }
+            }
+            position.lrIndex += 1
+            if position.lrIndex < config.learningRates.count { startLearningRate() }
+        }
+        return .completed
+    }
+
+    /// The first step of a learning rate's run: every rank takes rank 0's initial weights, so a
+    /// replica that initialised differently (another library version, say) cannot silently train a
+    /// different model.
+    func startRun() throws {
+        try collective.broadcast(network.parameters.all, root: 0)
+        try collective.broadcast(network.runningStats.all, root: 0)
+        if isRoot {
+            observer?.runStarted(lr: config.learningRates[position.lrIndex], lrIndex: position.lrIndex,
+                                 stepsPerEpoch: stepsPerEpoch)
+        }
+    }
+
+    enum EpochResult {
+        case finished(EpochRecord)
+        case diverged
+        case interrupted
+    }
+
+    /// The rest of the current epoch (from `position.stepInEpoch`), then validation.
+    func trainEpoch() throws -> EpochResult {
+        let epoch = position.epochsDone
+        let order = permutation(train.count, key: RandomKey(seed: config.seed, .shuffle).with(epoch))
+        let dropoutKey = RandomKey(seed: config.seed, .dropout).with(epoch)
+        while position.stepInEpoch < stepsPerEpoch {
+            guard try trainStep(order: order, dropoutKey: dropoutKey) else { return .diverged }
+            // The reduced vote: some rank was asked to stop. A stop requested during the last step
+            // takes effect after this epoch is recorded (see finishEpoch).
+            if stopVoted && position.stepInEpoch < stepsPerEpoch { return .interrupted }
+        }
+        return .finished(try validateEpoch())
+    }
+
+    /// One data-parallel step at `position`; false if the loss became non-finite (every rank sees
+    /// the same reduced loss, so every rank returns false together).
+    func trainStep(order: [Int], dropoutKey: RandomKey) throws -> Bool {
+        let (step, epoch, batch) = (position.stepInEpoch, position.epochsDone, config.batchSize)
+        let lr = config.learningRates[position.lrIndex]
+        collective.noteProgress(lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let commBefore = collective.communicationSeconds
+        order.withUnsafeBufferPointer { o in
+            let base = step * batch
+            network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(base + shard.lowerBound)..<(base + shard.upperBound)]))
+        }
+        let ctx = StepContext(
+            globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count,
+            dropoutKey: dropoutKey.with(step), keep: Float(1 - config.dropout), batchNormMode: config.batchNorm)
+        network.exactSums.pointer[stopVoteSlot] = stopRequested() ? 1 : 0
+        let tally = try network.computeLocalGradients(ctx, collective: collective)
+        guard tally.lossSum.isFinite else {
+            if isRoot { observer?.diverged(lr: lr, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
+            return false
+        }
+        try optimizer.step(network, collective: collective, lr: Float(lr))
+        position.stepInEpoch += 1
+        position.epochLossSum += tally.lossSum / Double(batch)
+        position.epochAccuracySum += Double(tally.correct) / Double(batch)
+        position.epochTrainSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        position.epochCommunicationSeconds += collective.communicationSeconds - commBefore
+        if isRoot, let observer {
+            observer.stepFinished(epoch: epoch + 1, step: step + 1, steps: stepsPerEpoch,
+                                  lossSoFar: position.epochLossSum / Double(step + 1),
+                                  samplesPerSecond: Double(position.stepInEpoch * batch) / max(position.epochTrainSeconds, 1e-9))
+        }
+        return true
+    }
+
+    /// Validation after the epoch's last step, and the epoch's record.
+    func validateEpoch() throws -> EpochRecord {
+        let valStart = DispatchTime.now().uptimeNanoseconds
+        let val = try evaluate(network, on: validation, collective: collective)
+        let valSeconds = Double(DispatchTime.now().uptimeNanoseconds - valStart) / 1e9
+        try verifyReplicasAgree()
+        let steps = Double(max(stepsPerEpoch, 1))
+        return EpochRecord(
+            lr: config.learningRates[position.lrIndex], lrIndex: position.lrIndex, epoch: position.epochsDone + 1,
+            trainLoss: position.epochLossSum / steps, trainAccuracy: position.epochAccuracySum / steps,
+            valLoss: val.loss, valAccuracy: val.accuracy, valMacroF1: val.macroF1,
+            trainSeconds: position.epochTrainSeconds, valSeconds: valSeconds,
+            communicationSeconds: position.epochCommunicationSeconds)
+    }
+
+    /// Records the epoch, updates the best model, and agrees with rank 0's observer (and the stop
+    /// vote of the epoch's last step) on whether to go on.
+    func finishEpoch(_ record: EpochRecord) throws -> EpochDecision {
+        let lrIndex = position.lrIndex
+        position = TrainingPosition()
+        position.lrIndex = lrIndex
+        position.epochsDone = record.epoch
+        history.append(record)
+        // Strictly greater, as the seed: the first model to reach a score keeps it.
+        let isBest = record.valMacroF1 > (best?.record.valMacroF1 ?? 0)
+        if isBest {
+            best = BestModel(record: record, state: network.state)
+        }
+        // Every rank's moments are current only in its own part; rank 0 checkpoints all of them.
+        try optimizer.gatherMoments(collective: collective)
+        var decision = EpochDecision.proceed
+        if isRoot, let observer { decision = try observer.epochFinished(record, isBest: isBest, trainer: self) }
+        decision = try collective.broadcast(decision, root: 0)
+        // A stop requested during the epoch's last step ends the run here, after the checkpoint.
+        return stopVoted ? .stop : decision
+    }
+
+    // MARK: - The stop vote
+
+    /// The slot of the step's Double reduction that carries the stop vote: each rank writes 1 if it
+    /// was asked to stop, and after the reduction every rank sees the sum.
+    var stopVoteSlot: Int { network.exactLayout.riders.lowerBound }
+
+    /// Whether any rank voted to stop in the last step.
+    var stopVoted: Bool { network.exactSums.pointer[stopVoteSlot] > 0 }
+
+    // MARK: - Checks
+
+    /// Fails loudly if the ranks' parameters or running statistics have drifted apart (they are
+    /// updated identically, so any difference is a bug or a broken reduction).
+    func verifyReplicasAgree() throws {
+        guard collective.size > 1 else { return }
+        let sum = network.checksum()
+        let (lo, hi) = try collective.allreduceMinMax(sum)
+        if lo != hi {
+            throw TrainerError("replicas diverged after epoch \(position.epochsDone + 1) of lr \(config.learningRates[position.lrIndex]): parameter checksums range from \(lo) to \(hi) across ranks")
+        }
+    }
+
+    // MARK: - Final evaluation
+
+    /// Loads the best model into the network (no-op if there is none).
+    public func loadBest() {
+        guard let best else { return }
+        network.load(best.state)
+    }
+
+    /// Evaluates the best model on `images` (collective).
+    public func evaluateBest(on images: LabeledImages) throws -> Evaluation {
+        loadBest()
+        return try evaluate(network, on: images, collective: collective)
+    }
+}

@@ -1,0 +1,48 @@
+// TrainingObserver: what the training loop tells rank 0's reporter (console, run files,
+// checkpoints), what it is told back at the end of each epoch, and why the loop returned.
+//
+// The trainer decides nothing about files; the observer decides nothing about the math. The only
+// thing an observer returns is the per-epoch decision, which the trainer broadcasts from rank 0 so
+// every rank acts on it together.
+
+/// What rank 0 is told while training runs. Only rank 0 has an observer.
+public protocol TrainingObserver: AnyObject {
+    /// A learning rate's run starts (fresh parameters).
+    func runStarted(lr: Double, lrIndex: Int, stepsPerEpoch: Int)
+    /// A step finished; `lossSoFar` is the running mean of this epoch's batch losses.
+    func stepFinished(epoch: Int, step: Int, steps: Int, lossSoFar: Double, samplesPerSecond: Double)
+    /// An epoch finished; `isBest` says it set a new best validation macro-F1 (its model is `trainer.best`).
+    /// The decision is broadcast from rank 0, so every rank acts on it together.
+    func epochFinished(_ record: EpochRecord, isBest: Bool, trainer: Trainer) throws -> EpochDecision
+    /// The loss became non-finite; this learning rate's run is abandoned and the sweep goes on.
+    func diverged(lr: Double, lrIndex: Int, epoch: Int, step: Int)
+    /// Training stopped mid-epoch because a stop was requested (a signal); the trainer's state is
+    /// complete and consistent, so a checkpoint written now resumes exactly.
+    func interrupted(trainer: Trainer) throws
+}
+
+/// Why `Trainer.run` returned.
+public enum TrainingOutcome: Equatable, Sendable {
+    case completed
+    /// The observer asked to stop at the end of an epoch.
+    case stopped
+    /// A stop was requested (on some rank) and training stopped after the current step.
+    case interrupted
+}
+
+/// What rank 0 decides at the end of every epoch.
+public enum EpochDecision: UInt8, Equatable, Sendable {
+    /// Go on with the sweep.
+    case proceed = 1
+    /// Stop after this epoch; the state is saved, `run` returns `.stopped`.
+    case stop = 0
+}
+
+extension Collective {
+    /// Rank `root`'s decision, on every rank.
+    public func broadcast(_ decision: EpochDecision, root: Int) throws -> EpochDecision {
+        var bytes = [decision.rawValue]
+        try broadcast(&bytes, root: root)
+        return bytes.first.flatMap(EpochDecision.init(rawValue:)) ?? .stop
+    }
+}

@@ -1,0 +1,37 @@
+// dist-trainer: the command-line entry point. Subcommands live in their own files.
+//
+// Argument errors are detected before MPI starts, on every rank at once; only the launcher's
+// rank 0 prints them, so an mpirun job shows one message instead of one per rank.
+import ArgumentParser
+import Foundation
+
+struct DistTrainerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dist-trainer",
+        abstract: "Data-parallel training of fully-connected networks on Fashion-MNIST over Open MPI.",
+        subcommands: [TrainCommand.self, EvaluateCommand.self, SummarizeCommand.self, CheckCommand.self, RooflineCommand.self, DownloadCommand.self])
+}
+
+@main
+enum Main {
+    static func main() {
+        do {
+            var command = try DistTrainerCommand.parseAsRoot()
+            try command.run()
+        } catch {
+            let code = DistTrainerCommand.exitCode(for: error)
+            // --help and --version are "errors" that exit 0 and print to stdout.
+            if code == .success { DistTrainerCommand.exit(withError: error) }
+            if launcherRank() == 0 {
+                // One write, so mpirun's own report of the failed job cannot split the line.
+                let message = DistTrainerCommand.fullMessage(for: error)
+                FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            } else {
+                // The other ranks found the same error; give rank 0 time to print it before their
+                // exits make mpirun tear the job down.
+                usleep(500_000)
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
+}

@@ -1,0 +1,182 @@
+// Train: `dist-trainer train`, the seed's training recipe as a data-parallel job.
+//
+// The same binary runs single-process (an MPI singleton: for debugging) or under mpirun/srun as
+// one rank of a job. This file is the flags and the recipe: flags → TrainingConfig (or a
+// checkpoint's configuration on --resume) → TrainingSetup (data, run directory; every rank agreeing
+// on failures) → Core's Trainer, reported by RunReporter → the final evaluation and files.
+import ArgumentParser
+import Core
+import Foundation
+
+extension AdamVariant: ExpressibleByArgument {}
+extension BatchNormMode: ExpressibleByArgument {}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the seed's network (a learning-rate sweep); data-parallel under mpirun.",
+        discussion: """
+            Single process:  dist-trainer train
+            Data-parallel:   mpirun -np 2 dist-trainer train   (each rank trains on a shard of every minibatch)
+            Resume:          dist-trainer train --resume runs/20261125-010203 [--epochs 20]
+            With --bn sync the math does not depend on the number of ranks. Rank 0 prints one line per
+            epoch and writes the run directory; other ranks print only errors. SIGINT/SIGTERM finish
+            the current step, save last.safetensors and exit with status 130/143.
+            """)
+
+    // Flags that change the math are optional here: nil means "the default", or on --resume
+    // "the checkpoint's value", and a resumed run refuses any that differ from the checkpoint.
+
+    @Option(help: ArgumentHelp(
+        "Directory with the four Fashion-MNIST IDX files (.gz or plain).",
+        discussion: "Default: $FASHION_MNIST_DIR, else ./data/fashion-mnist, else /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist).",
+        valueName: "dir"))
+    var dataDir: String?
+
+    @Option(help: "The seed's model: 1 = 784-128-64-10, 2 = 784-512-128-64-10, 3 = 784-512-128-64-32-10. (default: 2)")
+    var model: Int?
+
+    @Option(help: ArgumentHelp("Hidden widths overriding the preset's, e.g. 512,128,64 (dropout placement follows the preset).", valueName: "w1,w2,..."))
+    var hidden: String?
+
+    @Option(help: "Epochs per learning rate; on --resume it may be raised to train longer. (default: 10)")
+    var epochs: Int?
+
+    @Option(help: "Global minibatch size, split across ranks; the last partial batch of an epoch is dropped. (default: 128)")
+    var batchSize: Int?
+
+    @Option(help: ArgumentHelp("Learning rate, or a comma-separated sweep, one fresh run per rate. (default: 0.005,0.001,0.0005,0.0001)", valueName: "lr[,lr...]"))
+    var lr: String?
+
+    @Option(help: "Dropout drop probability, as PyTorch's p (the seed's keep probability 0.5 is the same). (default: 0.5)")
+    var dropout: Double?
+
+    @Option(help: "Seed of the split, initial weights, shuffles and dropout masks. (default: 12)")
+    var seed: UInt64?
+
+    @Option(help: "Fraction of the training file held out for validation. (default: 0.2)")
+    var valFraction: Double?
+
+    @Option(help: "adam (bias-corrected, as PyTorch) or adam-seed (the notebook's update without bias correction). (default: adam)")
+    var optimizer: AdamVariant?
+
+    @Option(help: "BatchNorm statistics across ranks: sync (global batch; rank-count invariant) or local (per shard, as PyTorch DDP). (default: sync)")
+    var bn: BatchNormMode?
+
+    @Option(help: ArgumentHelp("OpenBLAS threads per process.", discussion: "Default: all cores for a single process; under mpirun, cores on the node / ranks on the node, at most the cores the rank is bound to (at least 1)."))
+    var threads: Int?
+
+    @Option(help: ArgumentHelp("Directory for config, metrics, checkpoints, summary and confusion matrices.", discussion: "Default: runs/<timestamp>.", valueName: "dir"))
+    var runDir: String?
+
+    @Option(help: ArgumentHelp("Continue the run in this directory from its last.safetensors, with its saved settings (on any number of ranks).", valueName: "run-dir"))
+    var resume: String?
+
+    @Option(help: ArgumentHelp("End the job when a collective waits longer than this (a rank died or hung); 0 disables.", valueName: "seconds"))
+    var collectiveTimeout: Double = 300
+
+    // MARK: - Configuration
+
+    /// The configuration: the defaults (or `base`, a checkpoint's) with the given flags applied.
+    /// With a `base`, flags that would change the math must agree with it; `--epochs` may grow.
+    func makeConfig(base: TrainingConfig? = nil, source: String = "") throws -> TrainingConfig {
+        var c = base ?? TrainingConfig()
+        func apply<T: Equatable>(_ flag: String, _ value: T?, _ path: WritableKeyPath<TrainingConfig, T>, describe: (T) -> String) throws {
+            guard let value else { return }
+            if base != nil, value != c[keyPath: path] {
+                throw TrainerError("\(flag) \(describe(value)): the run in \(source) was trained with \(describe(c[keyPath: path])); a resumed run keeps its settings (only --epochs may be raised)")
+            }
+            c[keyPath: path] = value
+        }
+        if let model {
+            guard let preset = ModelPreset(rawValue: model) else { throw TrainerError("--model: expected 1, 2 or 3, found \(model)") }
+            try apply("--model", preset, \.model) { String($0.rawValue) }
+        }
+        if let hidden { try apply("--hidden", Optional(try parseHiddenWidths(hidden)), \.hidden) { $0.map { $0.map(String.init).joined(separator: ",") } ?? "the preset's" } }
+        try apply("--batch-size", batchSize, \.batchSize) { String($0) }
+        if let lr { try apply("--lr", try parseLearningRates(lr), \.learningRates) { $0.map { String($0) }.joined(separator: ",") } }
+        try apply("--dropout", dropout, \.dropout) { String($0) }
+        try apply("--seed", seed, \.seed) { String($0) }
+        try apply("--val-fraction", valFraction, \.valFraction) { String($0) }
+        try apply("--optimizer", optimizer, \.optimizer) { $0.rawValue }
+        try apply("--bn", bn, \.batchNorm) { $0.rawValue }
+        if let epochs {
+            if let base, epochs < base.epochs {
+                throw TrainerError("--epochs \(epochs): the run in \(source) was set to \(base.epochs) epochs; a resumed run may only raise it")
+            }
+            c.epochs = epochs
+        }
+        try c.validate()
+        if let threads, threads < 1 { throw TrainerError("--threads: expected at least 1, found \(threads)") }
+        return c
+    }
+
+    func validate() throws {
+        do { _ = try makeConfig() } catch let e as TrainerError { throw ValidationError(e.message) }
+        if !(collectiveTimeout >= 0) {
+            throw ValidationError("--collective-timeout: expected seconds ≥ 0, found \(collectiveTimeout)")
+        }
+        if resume != nil, runDir != nil {
+            throw ValidationError("--run-dir: a resumed run continues in its own directory; give only --resume")
+        }
+    }
+
+    func run() throws {
+        try withMPIJob { mpi in try train(mpi: mpi) }
+    }
+
+    // MARK: - The job
+
+    /// The job as a recipe: every step is a named call, in order.
+    func train(mpi: MPICollective) throws {
+        mpi.startWatchdog(timeout: collectiveTimeout)
+        let resumePoint = try resume.map { try ResumePoint.read(runDirectory: $0, mpi: mpi) }
+        let threads = threadsPerRank(mpi: mpi, resuming: resumePoint)
+        setBlasThreads(threads)
+        let setup = try mpi.agreeing { try TrainingSetup.prepare(flags: self, resuming: resumePoint, mpi: mpi, threads: threads) }
+        let trainer = try mpi.agreeing { try makeTrainer(setup, resuming: resumePoint, mpi: mpi) }
+        let reporter = mpi.rank == 0 ? RunReporter(setup: setup, trainer: trainer, resumedFrom: resumePoint) : nil
+        try mpi.agreeing { try reporter?.start(trainer: trainer) }
+        try runTraining(trainer, setup: setup, reporter: reporter, mpi: mpi)
+        let validation = try trainer.evaluateBest(on: setup.split.validation)
+        let test = try trainer.evaluateBest(on: setup.test)
+        let memory = try mpi.allreduceMinMax(peakResidentMegabytes())
+        try reporter?.finish(trainer: trainer, validation: validation, test: test, memory: memory)
+    }
+
+    /// BLAS threads per rank: --threads, else the rank's share of its node's cores. OpenBLAS rounds
+    /// differently with another thread count, so a resume on the same number of ranks keeps the
+    /// run's threads (unless told otherwise) to stay bitwise identical.
+    func threadsPerRank(mpi: MPICollective, resuming point: ResumePoint?) -> Int {
+        if let threads { return threads }
+        if let header = point?.checkpoint.header, header.ranks == mpi.size, let saved = header.threadsPerRank, saved > 0 {
+            return saved
+        }
+        return mpi.defaultThreadsPerRank
+    }
+
+    /// The trainer for `setup`, restored to the resume point if there is one.
+    func makeTrainer(_ setup: TrainingSetup, resuming point: ResumePoint?, mpi: MPICollective) throws -> Trainer {
+        let trainer = try Trainer(config: setup.config, split: setup.split, collective: mpi)
+        if let point { try trainer.restore(from: point.checkpoint, path: point.path) }
+        return trainer
+    }
+
+    /// Trains with signals and fault injection wired in; an interruption becomes an error that
+    /// exits like the signal, after the state is saved.
+    func runTraining(_ trainer: Trainer, setup: TrainingSetup, reporter: RunReporter?, mpi: MPICollective) throws {
+        trainer.observer = reporter
+        let fault = FaultInjection(rank: mpi.rank)
+        trainer.stopRequested = {
+            fault?.beforeStep()
+            return StopSignal.requested()
+        }
+        StopSignal.install()
+        guard try trainer.run() != .completed else { return }
+        let p = trainer.position, lrs = setup.config.learningRates
+        let signalName = StopSignal.exitCode == 130 ? "SIGINT" : StopSignal.exitCode == 143 ? "SIGTERM" : "a signal"
+        throw TrainerError("interrupted by \(signalName) at lr \(lrs[min(p.lrIndex, lrs.count - 1)]) epoch \(p.epochsDone + 1) step \(p.stepInEpoch); "
+            + "state saved in \(setup.runDirectory)/\(RunFiles.last); resume with: dist-trainer train --resume \(setup.runDirectory)",
+            agreed: true, exitCode: StopSignal.exitCode)
+    }
+}

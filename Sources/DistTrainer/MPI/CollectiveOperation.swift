@@ -1,0 +1,28 @@
+// CollectiveOperation: the MPI operations the collective performs, by name — for the watchdog's
+// message, for timing, and for the message tag of the hand-written ring.
+
+/// One kind of collective operation (stored as its raw value in the watchdog's atomics).
+enum CollectiveOperation: Int, CaseIterable, Sendable {
+    case none = 0
+    case allreduceFloat, allreduceDouble, allreduceMinMax, broadcastBuffer, broadcastBytes, barrier
+    case reduceScatterRing, allgather
+
+    /// How the operation is named in messages.
+    var name: String {
+        switch self {
+        case .none: return "no operation"
+        case .allreduceFloat: return "MPI_Allreduce (Float)"
+        case .allreduceDouble: return "MPI_Allreduce (Double)"
+        case .allreduceMinMax: return "MPI_Allreduce (min/max)"
+        case .broadcastBuffer: return "MPI_Bcast (buffer)"
+        case .broadcastBytes: return "MPI_Bcast (bytes)"
+        case .barrier: return "MPI_Barrier"
+        case .reduceScatterRing: return "reduce-scatter (MPI_Sendrecv ring)"
+        case .allgather: return "MPI_Allgatherv"
+        }
+    }
+
+    /// The tag of the ring's point-to-point messages (distinct per operation, so a stray message of
+    /// one kind can never be matched by another).
+    var tag: Int32 { Int32(rawValue) }
+}

@@ -1,0 +1,190 @@
+// MPICollective: the Collective protocol over Open MPI, plus the job's MPI life cycle.
+//
+// MPI is initialised once per process (as a singleton of size 1 when the binary is started without
+// mpirun), errors are returned rather than aborting (MPI_ERRORS_RETURN) and every return code is
+// turned into a TrainerError carrying MPI's own error string. Only the main thread calls MPI
+// (OpenBLAS's threads never do), so MPI_THREAD_FUNNELED is all we ask for.
+//
+// Not here: the training loop (Core/Trainer) and anything about files.
+import CMPI
+import Core
+import Foundation
+
+/// Open MPI's MPI_COMM_WORLD as a Collective.
+final class MPICollective: Collective, CommunicationTiming {
+    let rank: Int
+    let size: Int
+    /// Ranks on this node (from an MPI_COMM_TYPE_SHARED split) and this rank's index among them.
+    let localSize: Int
+    let localRank: Int
+    /// Number of distinct nodes in the job.
+    let nodeCount: Int
+    private(set) var secondsInCollectives = 0.0
+    private let world: MPI_Comm
+    private var finalized = false
+    /// Started by `startWatchdog`; nil until then (and when the timeout is 0).
+    private var watchdog: Watchdog?
+    /// Receive buffer of the reduce-scatter, sized once to the largest part.
+    private var scratch = Buffer<Float>(count: 0)
+
+    /// Initialises MPI. Call once, before any other MPI use.
+    init() throws {
+        var provided: Int32 = 0
+        try MPICollective.check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+        world = cmpi_comm_world()
+        try MPICollective.check(MPI_Comm_set_errhandler(world, cmpi_errors_return()), "MPI_Comm_set_errhandler")
+        var r: Int32 = 0, s: Int32 = 0
+        try MPICollective.check(MPI_Comm_rank(world, &r), "MPI_Comm_rank")
+        try MPICollective.check(MPI_Comm_size(world, &s), "MPI_Comm_size")
+        rank = Int(r)
+        size = Int(s)
+        var local: MPI_Comm? = nil
+        try MPICollective.check(
+            MPI_Comm_split_type(world, cmpi_comm_type_shared(), r, cmpi_info_null(), &local), "MPI_Comm_split_type")
+        var lr: Int32 = 0, ls: Int32 = 0
+        try MPICollective.check(MPI_Comm_rank(local, &lr), "MPI_Comm_rank")
+        try MPICollective.check(MPI_Comm_size(local, &ls), "MPI_Comm_size")
+        MPI_Comm_free(&local)
+        localRank = Int(lr)
+        localSize = Int(ls)
+        // Each node's local rank 0 counts its node once.
+        var leaders: [Int32] = [localRank == 0 ? 1 : 0]
+        try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), &leaders, 1, cmpi_int32(), cmpi_op_sum(), world), "MPI_Allreduce")
+        nodeCount = Int(leaders[0])
+    }
+
+    /// The BLAS threads a rank should use by default: the node's cores shared among its ranks, but
+    /// never more than the cores this process may run on (mpirun binds each rank to one core when
+    /// there are at most two ranks, and more threads than allowed cores would only fight).
+    var defaultThreadsPerRank: Int {
+        max(1, min(ProcessInfo.processInfo.activeProcessorCount / localSize, allowedCPUCount()))
+    }
+
+    /// From now on, a collective that waits longer than `timeout` seconds ends the process with a
+    /// message (0 disables the watchdog).
+    func startWatchdog(timeout: Double) {
+        guard timeout > 0, watchdog == nil else { return }
+        watchdog = Watchdog(timeout: timeout, rank: rank)
+    }
+
+    func noteProgress(lrIndex: Int, epoch: Int, step: Int) {
+        watchdog?.note(lrIndex: lrIndex, epoch: epoch, step: step)
+    }
+
+    /// Shuts MPI down; every rank must call it before exiting normally.
+    func finalize() {
+        guard !finalized else { return }
+        finalized = true
+        MPI_Finalize()
+    }
+
+    /// Ends the whole job at once with `code` (used when ranks cannot agree on an error, so that
+    /// no rank is left waiting in a collective).
+    func abort(code: Int32) -> Never {
+        MPI_Abort(world, code)
+        exit(code)
+    }
+
+    // MARK: Collective
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try timed(.allreduceFloat, buffer.count) { try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_float(), cmpi_op_sum(), world),
+            "MPI_Allreduce") }
+    }
+
+    func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        try timed(.allreduceDouble, buffer.count) { try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_op_sum(), world),
+            "MPI_Allreduce") }
+    }
+
+    func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) {
+        // max(v) and max(−v) = −min(v) in one call.
+        var pair = [value, -value]
+        try timed(.allreduceMinMax, 2) { try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), &pair, 2, cmpi_double(), cmpi_op_max(), world), "MPI_Allreduce") }
+        return (-pair[1], pair[0])
+    }
+
+    /// Ring reduce-scatter with point-to-point messages: in N − 1 steps each rank passes one part
+    /// on to its right neighbour and adds the part arriving from its left. (Open MPI 4.1's own
+    /// MPI_Reduce_scatter takes about twice as long as an allreduce of the whole buffer here, which
+    /// would cancel the point of scattering.)
+    func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {
+        guard size > 1 else { return }
+        let largest = Int(partition.counts.max() ?? 0)
+        if scratch.count < largest { scratch = Buffer(count: largest) }
+        let (right, left) = (Int32((rank + 1) % size), Int32((rank + size - 1) % size))
+        let tag = CollectiveOperation.reduceScatterRing.tag
+        try timed(.reduceScatterRing, buffer.count) {
+            for s in 0..<(size - 1) {
+                let send = partition.range((rank - s - 1 + 2 * size) % size)
+                let receive = partition.range((rank - s - 2 + 2 * size) % size)
+                try MPICollective.check(
+                    MPI_Sendrecv(buffer.baseAddress! + send.lowerBound, Int32(send.count), cmpi_float(), right, tag,
+                                 scratch.pointer, Int32(receive.count), cmpi_float(), left, tag, world, cmpi_status_ignore()),
+                    "MPI_Sendrecv")
+                let target = buffer.baseAddress! + receive.lowerBound
+                let incoming = scratch.pointer
+                for i in 0..<receive.count { target[i] += incoming[i] }
+            }
+        }
+    }
+
+    func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {
+        try timed(.allgather, buffer.count) {
+            try partition.counts.withUnsafeBufferPointer { counts in
+                try partition.offsets.withUnsafeBufferPointer { offsets in
+                    try MPICollective.check(
+                        MPI_Allgatherv(cmpi_in_place(), 0, cmpi_float(), buffer.baseAddress, counts.baseAddress,
+                                       offsets.baseAddress, cmpi_float(), world),
+                        "MPI_Allgatherv")
+                }
+            }
+        }
+    }
+
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+        try timed(.broadcastBuffer, buffer.count) { try MPICollective.check(
+            MPI_Bcast(buffer.baseAddress, Int32(buffer.count), cmpi_float(), Int32(root), world), "MPI_Bcast") }
+    }
+
+    func broadcast(_ bytes: inout [UInt8], root: Int) throws {
+        var length: [Int32] = [Int32(bytes.count)]
+        try timed(.broadcastBytes, 1) { try MPICollective.check(MPI_Bcast(&length, 1, cmpi_int32(), Int32(root), world), "MPI_Bcast") }
+        if rank != root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
+        if length[0] > 0 {
+            try timed(.broadcastBytes, Int(length[0])) { try MPICollective.check(
+                MPI_Bcast(&bytes, length[0], cmpi_uint8(), Int32(root), world), "MPI_Bcast") }
+        }
+    }
+
+    func barrier() throws {
+        try timed(.barrier, 0) { try MPICollective.check(MPI_Barrier(world), "MPI_Barrier") }
+    }
+
+    // MARK: Helpers
+
+    /// Runs one MPI call, timing it and letting the watchdog see it.
+    private func timed(_ operation: CollectiveOperation, _ elements: Int, _ body: () throws -> Void) rethrows {
+        let start = DispatchTime.now().uptimeNanoseconds
+        watchdog?.enter(operation, elements: elements)
+        defer {
+            watchdog?.leave()
+            secondsInCollectives += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        try body()
+    }
+
+    /// Throws a TrainerError with MPI's error string unless `code` is MPI_SUCCESS.
+    static func check(_ code: Int32, _ call: String) throws {
+        guard code != cmpi_success() else { return }
+        var text = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &text, &length)
+        let message = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw TrainerError("\(call) failed: \(message) (MPI error \(code))")
+    }
+}

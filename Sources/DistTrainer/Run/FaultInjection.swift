@@ -1,0 +1,56 @@
+// FaultInjection: deliberate faults for the reliability tests, switched on by an environment
+// variable and inert otherwise.
+//
+//   DIST_TRAINER_FAULT=hang:RANK:STEP    rank RANK stops responding before its STEP-th step
+//   DIST_TRAINER_FAULT=crash:RANK:STEP   rank RANK dies (SIGKILL) before its STEP-th step
+//   DIST_TRAINER_FAULT=pause:RANK:STEP   rank RANK, before its STEP-th step, creates the file named by
+//                                        DIST_TRAINER_FAULT_READY and waits for a stop signal, then
+//                                        goes on (so the stop takes effect after that step)
+//
+// STEP counts the steps this process has run (1-based), across epochs and learning rates. This is
+// how the test suite produces a hung or dead rank, or a signal or a kill, at a known moment instead
+// of after a sleep that races the training speed; it is not for production.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class FaultInjection {
+    enum Kind: String { case hang, crash, pause }
+    let kind: Kind
+    let atStep: Int
+    /// The file `pause` creates once it is waiting.
+    let readyFile: String?
+    private var count = 0
+
+    /// The fault configured for `rank`, or nil.
+    init?(rank: Int, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard let spec = environment["DIST_TRAINER_FAULT"] else { return nil }
+        let parts = spec.split(separator: ":").map(String.init)
+        guard parts.count == 3, let kind = Kind(rawValue: parts[0]), let r = Int(parts[1]), let s = Int(parts[2]), r == rank else {
+            return nil
+        }
+        self.kind = kind
+        atStep = s
+        readyFile = environment["DIST_TRAINER_FAULT_READY"]
+    }
+
+    /// Called before every step.
+    func beforeStep() {
+        count += 1
+        guard count == atStep else { return }
+        switch kind {
+        case .hang: while true { sleep(3600) }
+        case .crash: kill(getpid(), SIGKILL)
+        case .pause: pauseUntilStopSignal()
+        }
+    }
+
+    /// Announces the pause through the ready file, then waits (at most ten minutes, so a broken
+    /// test cannot leave a process behind forever) until a stop signal has arrived.
+    private func pauseUntilStopSignal() {
+        if let readyFile { _ = FileManager.default.createFile(atPath: readyFile, contents: Data("\(getpid())\n".utf8)) }
+        let deadline = DispatchTime.now().uptimeNanoseconds + 600_000_000_000
+        while !StopSignal.requested() && DispatchTime.now().uptimeNanoseconds < deadline { usleep(5_000) }
+    }
+}

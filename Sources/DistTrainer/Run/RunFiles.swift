@@ -1,0 +1,78 @@
+// RunFiles: the run directory — its file names, creating it, and writing the metrics and confusion
+// matrices (config.json and summary.json are RunConfigFile and RunSummary, written through here).
+//
+// Every file is written whole and atomically (Core's AtomicFile), so a reader or a crash never sees
+// a half-written file; the metrics files are rewritten from the full history after every epoch,
+// which keeps them consistent with the checkpoint a resumed run starts from.
+import Core
+import Foundation
+
+enum RunFiles {
+    static let config = "config.json"
+    static let metricsJSONL = "metrics.jsonl"
+    static let metricsCSV = "metrics.csv"
+    static let summary = "summary.json"
+    static let validationConfusion = "confusion_val.csv"
+    static let testConfusion = "confusion_test.csv"
+    static let best = "best.safetensors"
+    static let last = "last.safetensors"
+
+    /// Creates `path` (and parents) and checks it is writable; one line naming the flag and the
+    /// failing component otherwise.
+    static func prepareDirectory(_ path: String) throws {
+        do {
+            try makeDirectories(path)
+            try checkWritableDirectory(path)
+        } catch let e as TrainerError {
+            throw TrainerError("--run-dir " + e.message)
+        }
+    }
+
+    /// Writes `value` as pretty JSON to `directory/name`.
+    static func writeJSON<T: Encodable>(_ value: T, to directory: String, _ name: String) throws {
+        let path = directory + "/" + name
+        try writeFileAtomically(path, text: try JSONCoding.text(value, pretty: true, what: path) + "\n")
+    }
+
+    // MARK: Metrics
+
+    /// metrics.jsonl (one EpochRecord per line) and metrics.csv.
+    static func writeMetrics(_ history: [EpochRecord], to directory: String) throws {
+        let jsonl = try history.map { try JSONCoding.text($0) + "\n" }.joined()
+        try writeFileAtomically(directory + "/" + metricsJSONL, text: jsonl)
+        var csv = "lr,epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,train_seconds,val_seconds,communication_seconds\n"
+        for r in history {
+            let values: [Double] = [
+                r.lr, Double(r.epoch), r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,
+                r.trainSeconds, r.valSeconds, r.communicationSeconds,
+            ]
+            csv += values.map(csvNumber).joined(separator: ",") + "\n"
+        }
+        try writeFileAtomically(directory + "/" + metricsCSV, text: csv)
+    }
+
+    static func writeConfusion(_ matrix: ConfusionMatrix, to path: String) throws {
+        let names = classNames(count: matrix.classes)
+        var csv = "true\\predicted," + names.map(csvField).joined(separator: ",") + "\n"
+        for (t, row) in matrix.counts.enumerated() {
+            csv += csvField(names[t]) + "," + row.map(String.init).joined(separator: ",") + "\n"
+        }
+        try writeFileAtomically(path, text: csv)
+    }
+
+    /// Fashion-MNIST's class names when the model has its ten classes, else "class i".
+    static func classNames(count: Int) -> [String] {
+        FashionMNIST.classNames.count == count ? FashionMNIST.classNames : (0..<count).map { "class \($0)" }
+    }
+
+    // MARK: CSV
+
+    /// Integers without a decimal point, everything else in full (shortest round-trip) precision.
+    static func csvNumber(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
+    }
+
+    static func csvField(_ s: String) -> String {
+        s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+}

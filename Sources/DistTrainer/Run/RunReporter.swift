@@ -1,0 +1,118 @@
+// RunReporter: rank 0's view of training — console lines, a live progress line on a terminal,
+// and the run directory's files (config, metrics, checkpoints, summary, confusion matrices).
+//
+// It implements Core's TrainingObserver; the trainer calls it on rank 0 only. It writes; it never
+// decides anything about the math.
+import Core
+import Foundation
+
+final class RunReporter: TrainingObserver {
+    let setup: TrainingSetup
+    let console = Console()
+    /// The checkpoint header of this job: configuration, data directory, ranks and threads (so a
+    /// resume finds the same data and, on the same ranks, rounds identically).
+    let job: CheckpointHeader
+    let resumedFrom: ResumePoint?
+    var directory: String { setup.runDirectory }
+
+    init(setup: TrainingSetup, trainer: Trainer, resumedFrom: ResumePoint?) {
+        self.setup = setup
+        self.resumedFrom = resumedFrom
+        job = CheckpointHeader(
+            kind: .last, architecture: trainer.network.architecture, config: setup.config,
+            dataDirectory: URL(fileURLWithPath: setup.dataDirectory).standardizedFileURL.path,
+            ranks: setup.job.ranks, threadsPerRank: setup.job.threadsPerRank)
+    }
+
+    // MARK: Start and finish
+
+    /// The start lines, config.json, and the metrics files (a resumed run's start from its history).
+    func start(trainer: Trainer) throws {
+        let (job, config, arch) = (setup.job, setup.config, trainer.network.architecture)
+        func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+        console.line("dist-trainer: \(plural(job.ranks, "rank")) on \(plural(job.hosts, "host")), "
+            + "\(plural(job.threadsPerRank, "BLAS thread")) per rank, BN \(config.batchNorm.rawValue), "
+            + "model \(arch.widthsDescription) (\(trainer.network.layout.count) parameters), optimizer \(config.optimizer.rawValue)")
+        console.line("data: \(setup.dataDirectory): \(setup.split.train.count) train / \(setup.split.validation.count) validation / \(setup.test.count) test; "
+            + "batch \(config.batchSize), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")
+        if let point = resumedFrom {
+            let p = trainer.position
+            console.line("resuming from \(point.path): lr \(min(p.lrIndex + 1, config.learningRates.count))/\(config.learningRates.count), "
+                + "\(plural(p.epochsDone, "epoch")) done\(p.stepInEpoch > 0 ? " + \(p.stepInEpoch) steps" : ""), "
+                + "\(trainer.history.count) epochs in the history")
+        }
+        let file = RunConfigFile(config: config, architecture: arch, job: job, data: setup.dataCounts,
+                                 command: CommandLine.arguments.joined(separator: " "), resumed: resumedFrom != nil)
+        try RunFiles.writeJSON(file, to: directory, RunFiles.config)
+        try RunFiles.writeMetrics(trainer.history, to: directory)
+    }
+
+    /// The best model's results: console lines, confusion matrices and summary.json.
+    func finish(trainer: Trainer, validation: Evaluation, test: Evaluation, memory: (min: Double, max: Double)) throws {
+        guard let best = trainer.best else {
+            console.line("no model to evaluate: every learning rate diverged")
+            return
+        }
+        let epochSeconds = median(trainer.history.map(\.trainSeconds))
+        console.line("best: lr \(best.record.lr) epoch \(best.record.epoch), val macro-F1 \(String(format: "%.4f", best.record.valMacroF1))")
+        console.line("validation confusion matrix (best model; rows = true class, columns = predicted):")
+        console.line(formatMatrix(validation.confusion))
+        console.line(String(format: "test: loss %.4f accuracy %.4f macro-F1 %.4f", test.loss, test.accuracy, test.macroF1))
+        console.line("test confusion matrix:")
+        console.line(formatMatrix(test.confusion))
+        let summary = RunSummary(
+            best: .init(best.record), validation: EvaluationSummary(validation), test: EvaluationSummary(test),
+            epochSecondsMedian: epochSeconds, divergedLrs: trainer.diverged.map { setup.config.learningRates[$0] },
+            ranks: setup.job.ranks, peakRssMb: .init(minOverRanks: memory.min, maxOverRanks: memory.max))
+        try RunFiles.writeConfusion(validation.confusion, to: directory + "/" + RunFiles.validationConfusion)
+        try RunFiles.writeConfusion(test.confusion, to: directory + "/" + RunFiles.testConfusion)
+        try RunFiles.writeJSON(summary, to: directory, RunFiles.summary)
+        console.line(String(format: "median epoch %.3f s; peak memory per rank %.0f MB (max over ranks)", epochSeconds, memory.max))
+        console.line("wrote \(directory)/{\(RunFiles.config), \(RunFiles.metricsJSONL), \(RunFiles.metricsCSV), \(RunFiles.best), \(RunFiles.last), \(RunFiles.summary), confusion_*.csv}")
+    }
+
+    // MARK: TrainingObserver
+
+    func runStarted(lr: Double, lrIndex: Int, stepsPerEpoch: Int) {
+        console.line("lr \(lr) (\(lrIndex + 1)/\(setup.config.learningRates.count)): fresh weights, \(stepsPerEpoch) steps per epoch")
+    }
+
+    func stepFinished(epoch: Int, step: Int, steps: Int, lossSoFar: Double, samplesPerSecond: Double) {
+        console.progress(force: step == steps) {
+            let eta = Double((steps - step) * setup.config.batchSize) / max(samplesPerSecond, 1e-9)
+            return String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
+                          epoch, setup.config.epochs, step, steps, samplesPerSecond, lossSoFar, eta)
+        }
+    }
+
+    func epochFinished(_ r: EpochRecord, isBest: Bool, trainer: Trainer) throws -> EpochDecision {
+        let samples = Double(trainer.stepsPerEpoch * trainer.config.batchSize)
+        console.line(String(
+            format: "lr %@ epoch %2d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f f1 %.4f  %.2fs (%.0f samples/s, comm %.0f%%)%@",
+            "\(r.lr)", r.epoch, setup.config.epochs, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,
+            r.trainSeconds, samples / max(r.trainSeconds, 1e-9), 100 * r.communicationSeconds / max(r.trainSeconds, 1e-9),
+            isBest ? "  *best" : ""))
+        try saveCheckpoints(trainer, best: isBest)
+        return .proceed
+    }
+
+    func interrupted(trainer: Trainer) throws {
+        console.clearProgress()
+        try saveCheckpoints(trainer, best: false)
+    }
+
+    func diverged(lr: Double, lrIndex: Int, epoch: Int, step: Int) {
+        console.line("lr \(lr): loss became non-finite at epoch \(epoch) step \(step); abandoning this learning rate (best model untouched)")
+    }
+
+    /// Writes best.safetensors (when there is a new best), then last.safetensors, then the metrics
+    /// files: in that order, so a crash between any two leaves files a resume can reconcile (it
+    /// rewrites the metrics from the last checkpoint's history).
+    func saveCheckpoints(_ trainer: Trainer, best isBest: Bool) throws {
+        if isBest, let best = try Checkpoint.best(trainer, job: job) {
+            try writeSafetensors(best, path: directory + "/" + RunFiles.best)
+        }
+        try writeSafetensors(try Checkpoint.last(trainer, job: job), path: directory + "/" + RunFiles.last)
+        try RunFiles.writeMetrics(trainer.history, to: directory)
+    }
+}

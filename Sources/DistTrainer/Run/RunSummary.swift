@@ -1,0 +1,56 @@
+// RunSummary: summary.json, the result of a finished run — the best model, its validation and test
+// evaluation, timing and memory.
+//
+// Written by `train` at the end of a run; read by `summarize`, the sweep scripts and the tests.
+// Field names on disk are snake case (JSONCoding) and stable.
+import Core
+
+/// The contents of summary.json.
+struct RunSummary: Codable, Equatable {
+    /// Where the best model was found.
+    struct Best: Codable, Equatable {
+        var lr: Double
+        var epoch: Int
+        var valMacroF1: Double
+        var valAccuracy: Double
+        var valLoss: Double
+
+        init(_ r: EpochRecord) {
+            lr = r.lr
+            epoch = r.epoch
+            valMacroF1 = r.valMacroF1
+            valAccuracy = r.valAccuracy
+            valLoss = r.valLoss
+        }
+    }
+
+    /// Peak resident memory per rank, in MB.
+    struct Memory: Codable, Equatable {
+        var minOverRanks: Double
+        var maxOverRanks: Double
+    }
+
+    var best: Best
+    var validation: EvaluationSummary
+    var test: EvaluationSummary
+    var epochSecondsMedian: Double
+    var divergedLrs: [Double]
+    var ranks: Int
+    var peakRssMb: Memory
+}
+
+/// A model's loss, accuracy, macro-F1 and confusion matrix on one split, as the run files store it.
+struct EvaluationSummary: Codable, Equatable {
+    var loss: Double
+    var accuracy: Double
+    var macroF1: Double
+    /// Rows = true class, columns = predicted class.
+    var confusionMatrix: [[Int]]
+
+    init(_ e: Evaluation) {
+        loss = e.loss
+        accuracy = e.accuracy
+        macroF1 = e.macroF1
+        confusionMatrix = e.confusion.counts
+    }
+}

@@ -3,6 +3,7 @@
 //
 // Targets:
 //   CBLAS, CZlib, CMPI  system libraries (OpenBLAS, zlib, Open MPI), each behind a tiny shim header
+//   CPUCheck             refuses to start on a CPU without the vector level the build targets
 //   Core                 the math, data, metrics and training loop; never imports MPI
 //   DistTrainer          the `dist-trainer` executable: CLI, MPI collective, files
 import PackageDescription
@@ -10,14 +11,29 @@ import PackageDescription
 // Release builds of the hot loops want no bounds or exclusivity checks (the loops run on raw
 // buffers whose sizes are validated once at set-up) and vectorised square roots: Swift's
 // Float.squareRoot() goes through a C shim that keeps errno semantics, and errno blocks
-// vectorisation unless the shim is compiled with -fno-math-errno. On x86-64 the elementwise loops
-// also target AVX2/FMA (Haswell, 2013, and later; every AVX-512 machine has them);
-// DIST_TRAINER_TARGET_CPU overrides the CPU (e.g. znver4, or "" for the compiler's default).
+// vectorisation unless the shim is compiled with -fno-math-errno.
+//
+// On x86-64 the Swift code targets the vector level of the machine that builds it: AVX-512
+// (skylake-avx512: F, CD, BW, DQ, VL, which Intel since Skylake-SP and AMD since Zen 4 have) or AVX2
+// and FMA (haswell), else the baseline. Nodes of a cluster run the binary of one build, so
+// DIST_TRAINER_TARGET_CPU sets the CPU for the oldest one among them (haswell, x86-64, znver4, ...;
+// "" for the compiler's default). The CPUCheck target refuses, with one line, to start on a CPU
+// that lacks what the build needs instead of dying on an illegal instruction.
 import Foundation
+
+/// The CPU to compile for on this machine (its x86-64 level, v4 or v3), from /proc/cpuinfo's flags.
+func buildMachineLevel() -> String {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return "" }
+    let flags = Set(line.split(separator: " ").map(String.init))
+    if ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "avx2", "fma", "bmi2"].allSatisfy(flags.contains) { return "skylake-avx512" }
+    if ["avx2", "fma", "bmi1", "bmi2", "movbe"].allSatisfy(flags.contains) { return "haswell" }
+    return ""
+}
 
 var releaseFlags = ["-Ounchecked", "-enforce-exclusivity=unchecked", "-Xcc", "-fno-math-errno"]
 #if arch(x86_64)
-let targetCPU = ProcessInfo.processInfo.environment["DIST_TRAINER_TARGET_CPU"] ?? "haswell"
+let targetCPU = ProcessInfo.processInfo.environment["DIST_TRAINER_TARGET_CPU"] ?? buildMachineLevel()
 #else
 let targetCPU = ProcessInfo.processInfo.environment["DIST_TRAINER_TARGET_CPU"] ?? ""
 #endif
@@ -45,11 +61,15 @@ let package = Package(
         .systemLibrary(
             name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
+        // Checks the CPU has the level the Swift code was built for (compiled for the baseline).
+        .target(
+            name: "CPUCheck",
+            cSettings: [.define("DIST_TRAINER_TARGET_CPU", to: "\"\(targetCPU.isEmpty ? "default" : targetCPU)\"", .when(configuration: .release))]),
         .target(name: "Core", dependencies: ["CBLAS", "CZlib"], swiftSettings: fastMath),
         .executableTarget(
             name: "DistTrainer",
             dependencies: [
-                "Core", "CMPI",
+                "Core", "CMPI", "CPUCheck",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

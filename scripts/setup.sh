@@ -2,8 +2,9 @@
 # setup.sh: make this machine ready to build and run dist-trainer, then build it (release).
 #
 # Sourced by train.sh, test.sh and bench.sh; safe to run again (it only installs what is missing).
-# Installs with apt on Debian/Ubuntu: Open MPI, OpenBLAS, zlib, libcurl (Foundation's networking)
-# and the Fashion-MNIST data set package. Elsewhere it says what to install and stops.
+# Installs with apt on Debian/Ubuntu: Open MPI, OpenBLAS, zlib and the Fashion-MNIST data set
+# package. Elsewhere it says what to install and stops. The release binary links the Swift runtime
+# and Foundation statically, so other nodes need only Open MPI, OpenBLAS and zlib (not Swift).
 # Environment: DIST_TRAINER_SKIP_BUILD=1 skips the build (and keeps a given DIST_TRAINER_BIN);
 # SWIFT_BIN overrides where swift is;
 # EXTRA_APT_PACKAGES adds packages (the Slurm test uses it).
@@ -23,7 +24,7 @@ fi
 command -v swift >/dev/null 2>&1 || { say "swift not found: install Swift 6 (https://swift.org/install) or set SWIFT_BIN"; exit 1; }
 
 # --- System packages ---------------------------------------------------------------------------
-APT_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev libcurl4 dataset-fashion-mnist pkg-config)
+APT_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PACKAGES[@]}" ${EXTRA_APT_PACKAGES:-}; do
@@ -50,7 +51,7 @@ fi
 if [ "${DIST_TRAINER_SKIP_BUILD:-0}" != 1 ]; then
     say "building release (log: .build/setup-build.log)"
     mkdir -p .build
-    if ! swift build -c release --product dist-trainer >.build/setup-build.log 2>&1; then
+    if ! swift build -c release --product dist-trainer --static-swift-stdlib >.build/setup-build.log 2>&1; then
         grep -E 'error|warning: unable' .build/setup-build.log >&2 || tail -30 .build/setup-build.log >&2
         say "build failed"
         exit 1

@@ -169,6 +169,29 @@ final class DownloadTests: XCTestCase {
         assertDownloadError(SyntheticSet().table, contains: [output, "cannot create directory", "Not a directory"])
     }
 
+    /// The response parser of the built-in HTTP client on hand-written responses: Content-Length,
+    /// chunked bodies (with extensions and a trailer), a short body, and garbage.
+    func testHTTPResponseParsing() throws {
+        func parse(_ text: String) throws -> HTTPExchange { try HTTPExchange.parse(Array(text.utf8), context: "GET x") }
+        let plain = try parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhelloEXTRA")
+        XCTAssertEqual(plain.status, 200)
+        XCTAssertEqual(plain.headers["x-a"], "b")
+        XCTAssertEqual(String(decoding: plain.body, as: UTF8.self), "hello")
+        let chunked = try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: x\r\n\r\n")
+        XCTAssertEqual(String(decoding: chunked.body, as: UTF8.self), "Wikipedia in\r\n\r\nchunks.")
+        let toEnd = try parse("HTTP/1.0 404 Not Found\r\n\r\nno such file")
+        XCTAssertEqual(toEnd.status, 404)
+        XCTAssertEqual(toEnd.reason, "Not Found")
+        XCTAssertEqual(String(decoding: toEnd.body, as: UTF8.self), "no such file")
+        for (bad, needle) in [("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "5 of 10 bytes"),
+                              ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc", "truncated chunked body"),
+                              ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+                              ("SSH-2.0-OpenSSH\r\n\r\n", "status line"), ("HTTP/1.1 200 OK\r\n", "no complete header")] {
+            XCTAssertThrowsError(try parse(bad), bad) { XCTAssertTrue("\($0)".contains(needle), "\($0)") }
+        }
+        XCTAssertThrowsError(try httpGet(URL(string: "https://example.org/x")!)) { XCTAssertTrue("\($0)".contains("only http://"), "\($0)") }
+    }
+
     func testMirrorURLJoining() {
         let file = "t10k-labels-idx1-ubyte.gz"
         for (mirror, expected) in [

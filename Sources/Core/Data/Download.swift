@@ -5,13 +5,9 @@
 // touches the disk; a good file is then written to a temporary name in the target directory and
 // renamed into place, so a crash or a bad mirror never leaves a half-written or wrong file where
 // `FashionMNIST.load` would pick it up. Not a general downloader: no resume, no progress bar, no
-// parallel fetches, no proxies beyond what URLSession does by itself. The CLI wiring lives in the
-// DistTrainer target (Sources/DistTrainer/Download.swift); the logic is here so tests can drive it.
-import Dispatch
+// parallel fetches, no proxies, plain HTTP only (HTTPGet.swift). The CLI wiring lives in the
+// DistTrainer target (Commands/DownloadCommand.swift); the logic is here so tests can drive it.
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking  // URLSession on Linux (built on libcurl)
-#endif
 
 // MARK: - Public API
 
@@ -79,70 +75,4 @@ func presentCopy(directory: String, name: String, sha256: String) -> String? {
     let content = isGzip(bytes) ? (try? gunzip(bytes, name: path)) : bytes
     guard let content, sha256Hex(content) == sha256 else { return nil }
     return path
-}
-
-/// Fetches `url` synchronously and returns the body of a 200 response.
-func httpGet(_ url: URL) throws -> [UInt8] {
-    let config = URLSessionConfiguration.ephemeral
-    config.timeoutIntervalForRequest = 60  // idle time between bytes
-    config.timeoutIntervalForResource = 900  // whole transfer; the big file is 26 MB
-    let session = URLSession(configuration: config)
-    defer { session.finishTasksAndInvalidate() }
-
-    // The completion handler runs on the session's queue; the semaphore orders its writes before our
-    // reads, which is why the unchecked-Sendable box is safe.
-    final class Result: @unchecked Sendable {
-        var data: Data?
-        var response: URLResponse?
-        var error: Error?
-    }
-    let result = Result()
-    let done = DispatchSemaphore(value: 0)
-    let task = session.dataTask(with: URLRequest(url: url)) { data, response, error in
-        result.data = data
-        result.response = response
-        result.error = error
-        done.signal()
-    }
-    task.resume()
-    done.wait()
-
-    if let error = result.error {
-        throw TrainerError("GET \(url.absoluteString): \(describe(error))")
-    }
-    guard let http = result.response as? HTTPURLResponse else {
-        throw TrainerError("GET \(url.absoluteString): no HTTP response")
-    }
-    guard http.statusCode == 200 else {
-        let reason = HTTPURLResponse.localizedString(forStatusCode: http.statusCode)
-        throw TrainerError("GET \(url.absoluteString): HTTP \(http.statusCode) \(reason)")
-    }
-    let data = result.data ?? Data()
-    return [UInt8](unsafeUninitializedCapacity: data.count) { buf, n in
-        n = data.copyBytes(to: buf)
-    }
-}
-
-/// A short, one-line reason for a transport error. Foundation's descriptions on Linux are often
-/// generic ("The operation could not be completed"), so the common cases get our own words.
-private func describe(_ error: Error) -> String {
-    guard let urlError = error as? URLError else { return oneLine(error) }
-    switch urlError.code {
-    case .cannotConnectToHost: return "cannot connect (connection refused or host unreachable)"
-    case .cannotFindHost, .dnsLookupFailed: return "cannot resolve the host name"
-    case .timedOut: return "timed out"
-    case .notConnectedToInternet: return "not connected to a network"
-    case .networkConnectionLost: return "connection lost during the transfer"
-    case .unsupportedURL: return "unsupported URL (use http:// or https://)"
-    case .badServerResponse: return "bad server response"
-    case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-        .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot:
-        return "TLS connection failed (\(oneLine(error)))"
-    default: return "\(oneLine(error)) (URLError \(urlError.code.rawValue))"
-    }
-}
-
-/// An error's description with newlines folded, so messages stay on one line.
-private func oneLine(_ error: Error) -> String {
-    error.localizedDescription.split(whereSeparator: \.isNewline).joined(separator: " ")
 }

@@ -3,6 +3,7 @@
 //
 // It implements Core's TrainingObserver; the trainer calls it on rank 0 only. It writes; it never
 // decides anything about the math.
+import CPUCheck
 import Core
 import Foundation
 
@@ -32,7 +33,8 @@ final class RunReporter: TrainingObserver {
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
         console.line("dist-trainer: \(plural(job.ranks, "rank")) on \(plural(job.hosts, "host")), "
             + "\(plural(job.threadsPerRank, "BLAS thread")) per rank, BN \(config.batchNorm.rawValue), "
-            + "model \(arch.widthsDescription) (\(trainer.network.layout.count) parameters), optimizer \(config.optimizer.rawValue)")
+            + "model \(arch.widthsDescription) (\(trainer.network.layout.count) parameters), optimizer \(config.optimizer.rawValue), "
+            + "built for CPU \(String(cString: dist_trainer_target_cpu()))")
         console.line("data: \(setup.dataDirectory): \(setup.split.train.count) train / \(setup.split.validation.count) validation / \(setup.test.count) test; "
             + "batch \(config.batchSize), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")
         if let point = resumedFrom {

@@ -42,10 +42,8 @@ else
     done
 fi
 
-# --- mpirun as root (containers, CI) ----------------------------------------------------------
-if [ "$(id -u)" -eq 0 ]; then
-    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-fi
+# --- mpirun settings (liveness across hosts, running as root) --------------------------------
+source "$ROOT/scripts/mpi-env.sh"
 
 # --- Build ------------------------------------------------------------------------------------
 if [ "${DIST_TRAINER_SKIP_BUILD:-0}" != 1 ]; then

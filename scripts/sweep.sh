@@ -12,7 +12,8 @@
 #   --lr LIST           learning rates (default: the seed's 0.005,0.001,0.0005,0.0001)
 #   --model LIST        seed model presets (default 2)
 #   --batch-size LIST   global batch sizes (default 128)
-#   --np N              ranks per job (default: all local cores, or with --parallel K: cores / K)
+#   --np N              ranks per job (default: with --hostfile, the slots of the smallest host group;
+#                       else all local cores, or with --parallel K: cores / K)
 #   --parallel K        run K jobs at once; with --hostfile each job gets its own disjoint group of
 #                       hosts (the hostfile's lines dealt round-robin into K groups), without one
 #                       they share this machine (default 1: one job after another)
@@ -92,6 +93,11 @@ if [ -n "$HOSTFILE" ]; then
         for h in $(seq "$g" "$PARALLEL" $((${#hosts[@]} - 1))); do echo "${hosts[$h]}" >>"$f"; done
         groups+=("$f")
     done
+fi
+# Ranks per job: all slots of a job's host group, or this machine's cores shared among the jobs.
+if [ -z "$NP" ] && [ -n "$HOSTFILE" ]; then
+    NP="$(hostfile_slots "${groups[0]}")"
+    for f in "${groups[@]}"; do [ "$(hostfile_slots "$f")" -lt "$NP" ] && NP="$(hostfile_slots "$f")"; done
 fi
 NP="${NP:-$(( $(nproc) / PARALLEL > 0 ? $(nproc) / PARALLEL : 1 ))}"
 

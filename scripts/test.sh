@@ -4,10 +4,12 @@
 # end-to-end runs of the release binary, and mpirun jobs on 1, 2 and 3 ranks.
 #
 #   scripts/test.sh                 # everything
-#   scripts/test.sh --filter Adam   # extra arguments go to `swift test`
+#   scripts/test.sh --filter Adam   # extra arguments go to `swift test` (run instead of the suite)
 set -euo pipefail
-# The Slurm test runs a real one-node cluster: its packages are installed with the rest.
-export EXTRA_APT_PACKAGES="${EXTRA_APT_PACKAGES:-} slurm-wlm munge"
+# The Slurm tests run real (one-node and emulated two-node) clusters; the multi-host tests make
+# emulated hosts with network namespaces (iproute2) and real sshd's; the deployment test runs the
+# binary under qemu-user as an older CPU. Their packages are installed with the rest.
+export EXTRA_APT_PACKAGES="${EXTRA_APT_PACKAGES:-} slurm-wlm munge iproute2 openssh-server openssh-client qemu-user"
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 # Test oracles and tools: NumPy (reference implementation of the seed's math), safetensors (the
@@ -26,5 +28,10 @@ for p in "${PY_PACKAGES[@]}"; do python3 -c "import $p" || { say "python package
 # In CI every oracle must run: a missing one fails the test instead of skipping it.
 export SAFETENSORS_REQUIRED=1 MATPLOTLIB_REQUIRED=1
 export NUMPY_REFERENCE_REQUIRED=1  # the NumPy oracle must run in CI, not skip
+export MULTIHOST_REQUIRED=1        # and so must the emulated cluster, sshd and qemu
 say "running tests (binary under test: $DIST_TRAINER_BIN)"
-swift test --parallel --num-workers 2 "$@"
+if [ $# -gt 0 ]; then exec swift test "$@"; fi
+# The multi-host tests time how fast a lost host ends a job: they run alone, after the rest.
+swift test --parallel --num-workers 2 --skip MultiHostTests
+say "running the multi-host tests (emulated hosts, one at a time)"
+swift test --skip-build --filter MultiHostTests

@@ -7,7 +7,8 @@
 #   NP=4 HOSTFILE=hostfiles/cluster scripts/train.sh
 #
 # Environment: NP (ranks; default: all local cores, or all slots of $HOSTFILE), HOSTFILE (an Open
-# MPI hostfile), MPIRUN_ARGS (more mpirun options).
+# MPI hostfile), MPIRUN_ARGS (more mpirun options). mpirun runs with the liveness settings of
+# scripts/mpi-env.sh: a lost host ends the job within seconds instead of hanging it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
@@ -15,8 +16,7 @@ mpi_args=()
 if [ -n "${HOSTFILE:-}" ]; then
     [ -f "$HOSTFILE" ] || { echo "train.sh: HOSTFILE=$HOSTFILE: no such file" >&2; exit 1; }
     mpi_args+=(--hostfile "$HOSTFILE")
-    slots=$(awk '!/^[[:space:]]*#/ && NF { n = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { split($i, s, "="); n = s[2] } total += n } END { print total + 0 }' "$HOSTFILE")
-    NP="${NP:-$slots}"
+    NP="${NP:-$(hostfile_slots "$HOSTFILE")}"
 else
     NP="${NP:-$(nproc)}"
 fi

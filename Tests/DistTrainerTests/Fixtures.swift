@@ -67,11 +67,20 @@ func trainerBinary() throws -> String {
 }
 
 /// The environment the binary and mpirun run with: ours plus `extra`, with Open MPI allowed to run
-/// as root (CI containers) and one BLAS thread per process, which keeps concurrent test processes
-/// from fighting over cores.
+/// as root (CI containers), the launcher liveness settings of scripts/mpi-env.sh, and one BLAS
+/// thread per process, which keeps concurrent test processes from fighting over cores.
 func trainerEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
-    ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"]
+    ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1",
+     "OMPI_MCA_oob_tcp_keepalive_time": "1", "OMPI_MCA_oob_tcp_keepalive_intvl": "1", "OMPI_MCA_oob_tcp_keepalive_probes": "3",
+     "OMPI_MCA_odls_base_sigkill_timeout": "3"]
         .merging(extra) { _, new in new }
+}
+
+/// Waits until `path` exists while `process` runs (at most two minutes); whether it appeared.
+func waitForFile(_ path: String, while process: Process) -> Bool {
+    let deadline = Date().addingTimeInterval(120)
+    while !FileManager.default.fileExists(atPath: path) && process.isRunning && Date() < deadline { usleep(5_000) }
+    return FileManager.default.fileExists(atPath: path)
 }
 
 /// Runs `executable` with `arguments` in `trainerEnvironment(extra)`; after `timeout` seconds it gets

@@ -258,12 +258,6 @@ final class ReliabilityTests: XCTestCase {
 
     // MARK: - Helpers
 
-    /// Waits until `path` exists while `process` runs (at most two minutes); whether it appeared.
-    func waitForFile(_ path: String, while process: Process) -> Bool {
-        let deadline = Date().addingTimeInterval(120)
-        while !FileManager.default.fileExists(atPath: path) && process.isRunning && Date() < deadline { usleep(5_000) }
-        return FileManager.default.fileExists(atPath: path)
-    }
 
     /// The PID of the dist-trainer child of `parent` that is rank `rank`.
     func rankPID(_ rank: Int, parent: Int32) -> Int32? {

@@ -14,13 +14,23 @@ final class SlurmTests: XCTestCase {
     static let script = repositoryPath("scripts/slurm/test_cluster.sh")
 
     func testSweepOnOneNodeSlurmCluster() throws {
+        try runClusterTest([])
+    }
+
+    /// One slurmd per emulated host (network namespaces): `srun --mpi=pmix -N 2` and a 2-node
+    /// train.sbatch job run one rank on each host.
+    func testTwoNodeSlurmCluster() throws {
+        try runClusterTest(["--nodes", "2"])
+    }
+
+    func runClusterTest(_ arguments: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.script) else {
             return XCTFail("\(Self.script): missing or not executable")
         }
         let binary = try trainerBinary()
         // SIGTERM on timeout, then up to a minute for the script to stop its daemons (its EXIT trap)
         // before SIGKILL. Not runProcess: the sbatch scripts must set up Open MPI's environment themselves.
-        let r = try runCommand("/bin/bash", [Self.script], environment: ["DIST_TRAINER_BIN": binary], timeout: 600,
+        let r = try runCommand("/bin/bash", [Self.script] + arguments, environment: ["DIST_TRAINER_BIN": binary], timeout: 600,
                                graceSeconds: 60, standardInput: .nullDevice)
         let output = r.stdout + r.stderr
         print(output)

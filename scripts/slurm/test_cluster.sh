@@ -7,7 +7,16 @@
 # every job COMPLETED with exit 0, clean job logs, comparison.csv and summary.json, and "ranks": 2
 # in every run's config.json (srun + PMIx made one 2-rank MPI job, not two singletons).
 #
-#   scripts/slurm/test_cluster.sh        # exit 0 = passed, 1 = failed (logs printed), 77 = skipped
+#   scripts/slurm/test_cluster.sh            # exit 0 = passed, 1 = failed (logs printed), 77 = skipped
+#   scripts/slurm/test_cluster.sh --nodes 2  # a 2-node cluster on emulated hosts instead (below)
+#
+# With --nodes N (N ≥ 2) the cluster is N emulated hosts of scripts/cluster/netns.sh (network
+# namespaces with their own addresses and host names): slurmctld runs in the root namespace on the
+# bridge's address, one slurmd per host (started with nsenter, since `ip netns exec` remounts /sys
+# and hides the cgroup file system slurmd wants, and with its own UTS namespace for the host name),
+# each with its own spool and TmpFS (PMIx's per-step directories must not collide). It then runs
+# `srun --mpi=pmix -N N -n N dist-trainer check` and train.sbatch with one task per node, and checks
+# both report N ranks on N hosts.
 #
 # Needs root (slurmd runs jobs as root here) and Debian's slurm-wlm and munge, which it installs with
 # apt-get when missing; skips (77) when it cannot. The daemons are stopped by PID when the script
@@ -26,12 +35,19 @@ START=$SECONDS
 say() { printf '[slurm-test %3ds] %s\n' "$((SECONDS - START))" "$*"; }
 skip() { printf '[slurm-test] SKIP: %s\n' "$*"; exit 77; }
 
-TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PID="" FAILED=0
+TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PIDS=() FAILED=0 NODES=1 CLUSTER=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --nodes) NODES="${2:?--nodes needs a number}"; shift 2 ;;
+        *) echo "test_cluster.sh: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+done
+[[ "$NODES" =~ ^[1-9]$ ]] || { echo "test_cluster.sh: --nodes expects 1 to 9, found '$NODES'" >&2; exit 2; }
 
 show_logs() {  # the jobs' logs first, then the daemons'
     [ -n "$TMP" ] || return 0
     local f d
-    for f in "$TMP"/train-*.out "$TMP"/submit.out "$TMP"/sweep/slurm-logs/*.out "$TMP"/log/{slurmd,slurmctld,munged}.log; do
+    for f in "$TMP"/train-*.out "$TMP"/check.out "$TMP"/submit.out "$TMP"/sweep/slurm-logs/*.out "$TMP"/log/slurmd*.log "$TMP"/log/{slurmctld,munged}.log; do
         [ -s "$f" ] || continue
         printf '\n----- %s (last 30 lines) -----\n' "${f#"$TMP"/}"
         tail -n 30 "$f"
@@ -80,10 +96,11 @@ cleanup() {
             done
         fi
     fi
-    [ -n "$SLURMD_PID$SLURMCTLD_PID$MUNGED_PID" ] && say "stopping slurmd, slurmctld, munged"
-    stop_pid "$SLURMD_PID" slurmd
+    [ -n "${SLURMD_PIDS[*]}$SLURMCTLD_PID$MUNGED_PID" ] && say "stopping slurmd, slurmctld, munged"
+    for pid in "${SLURMD_PIDS[@]}"; do stop_pid "$pid" slurmd; done
     stop_pid "$SLURMCTLD_PID" slurmctld
     stop_pid "$MUNGED_PID" munged
+    [ -n "$CLUSTER" ] && "$ROOT/scripts/cluster/netns.sh" down --prefix "$CLUSTER" >/dev/null 2>&1
     if [ -n "$TMP" ] && [ -d "$TMP" ]; then
         if [ "${SLURM_TEST_KEEP:-0}" = 1 ]; then say "kept $TMP"; else rm -rf "$TMP"; fi
     fi
@@ -156,11 +173,26 @@ OVERRIDES=""
 if [ "$CPUS" -lt 2 ]; then  # 2-rank tasks need 2 CPUs: declare them and let slurmd accept that
     TOPOLOGY="CPUs=2" CPUS=2 OVERRIDES="SlurmdParameters=config_overrides"
 fi
+# One node (this machine on loopback), or NODES emulated hosts with slurmctld on the bridge.
+CTLD_ADDR=127.0.0.1 NODE_NAMES=() NODE_LINES="NodeName=$NODE NodeAddr=127.0.0.1 $TOPOLOGY State=UNKNOWN" PER_NODE=""
+if [ "$NODES" -gt 1 ]; then
+    CLUSTER="dts$$"
+    "$ROOT/scripts/cluster/netns.sh" up "$NODES" --prefix "$CLUSTER" >"$TMP/log/cluster.log" 2>&1 \
+        || skip "cannot make emulated hosts: $(tail -n 3 "$TMP/log/cluster.log" | tr '\n' ' ')"
+    # shellcheck source=/dev/null
+    source "$("$ROOT/scripts/cluster/netns.sh" env --prefix "$CLUSTER")"
+    CTLD_ADDR="$DTCLUSTER_BRIDGE_ADDR" NODE_LINES="" PER_NODE="%n"
+    while read -r name addr _ _; do
+        NODE_NAMES+=("$name")
+        NODE_LINES+="NodeName=$name NodeAddr=$addr NodeHostname=$name $TOPOLOGY State=UNKNOWN"$'\n'
+        mkdir -p "$TMP/spool/$name" "$TMP/tmpfs/$name"
+    done <"$DTCLUSTER_STATE/hosts"
+fi
 export SLURM_CONF="$TMP/slurm.conf"
 cat >"$SLURM_CONF" <<EOF
 # Throwaway one-node cluster for scripts/slurm/test_cluster.sh
 ClusterName=dttest
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$NODE($CTLD_ADDR)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 SlurmUser=root
@@ -170,13 +202,14 @@ CredType=cred/munge
 AuthInfo=socket=$TMP/munge/munge.socket
 StateSaveLocation=$TMP/state
 # Job temporary space, and with it the PMIx plugin's per-step directories (spmix_appdir_*).
-TmpFS=$TMP/tmpfs
+# (%n: per node, when several slurmds share this machine's file system)
+TmpFS=$TMP/tmpfs/$PER_NODE
 MailProg=/bin/true
-SlurmdSpoolDir=$TMP/spool
+SlurmdSpoolDir=$TMP/spool/$PER_NODE
 SlurmctldPidFile=$TMP/run/slurmctld.pid
-SlurmdPidFile=$TMP/run/slurmd.pid
+SlurmdPidFile=$TMP/run/slurmd$PER_NODE.pid
 SlurmctldLogFile=$TMP/log/slurmctld.log
-SlurmdLogFile=$TMP/log/slurmd.log
+SlurmdLogFile=$TMP/log/slurmd$PER_NODE.log
 SlurmctldDebug=info
 SlurmdDebug=info
 # No cgroups (containers, gVisor): track processes by /proc, no task binding, no accounting.
@@ -198,26 +231,36 @@ DependencyParameters=kill_invalid_depend
 InactiveLimit=0
 KillWait=5
 $OVERRIDES
-NodeName=$NODE NodeAddr=127.0.0.1 $TOPOLOGY State=UNKNOWN
-PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+$NODE_LINES
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
 
 # --- (d) slurmctld, slurmd ---------------------------------------------------------------------------
-say "starting slurmctld (port $CTLD_PORT) and slurmd (node $NODE, $CPUS CPUs, port $SLURMD_PORT)"
+say "starting slurmctld (port $CTLD_PORT) and $NODES slurmd ($CPUS CPUs each, port $SLURMD_PORT)"
 slurmctld -D -i -f "$SLURM_CONF" >>"$TMP/log/slurmctld.stderr.log" 2>&1 &
 SLURMCTLD_PID=$!
-slurmd -D -f "$SLURM_CONF" -N "$NODE" >>"$TMP/log/slurmd.stderr.log" 2>&1 &
-SLURMD_PID=$!
+if [ "$NODES" -eq 1 ]; then
+    slurmd -D -f "$SLURM_CONF" -N "$NODE" >>"$TMP/log/slurmd.stderr.log" 2>&1 &
+    SLURMD_PIDS+=($!)
+    NODE_NAMES=("$NODE")
+else
+    for name in "${NODE_NAMES[@]}"; do
+        # shellcheck disable=SC2016  # expanded by the inner shell
+        nsenter --net="/run/netns/$name" unshare --uts sh -c 'hostname "$1" && exec slurmd -D -f "$2" -N "$1"' sh "$name" "$SLURM_CONF" \
+            >>"$TMP/log/slurmd-$name.stderr.log" 2>&1 &
+        SLURMD_PIDS+=($!)
+    done
+fi
 idle=0
 for _ in $(seq 1 120); do
     kill -0 "$SLURMCTLD_PID" 2>/dev/null || fail "slurmctld exited"
-    kill -0 "$SLURMD_PID" 2>/dev/null || fail "slurmd exited"
-    state="$(sinfo -h -n "$NODE" -o %T 2>/dev/null)"
-    if [ "$state" = idle ]; then idle=1; break; fi
+    for pid in "${SLURMD_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || fail "a slurmd exited"; done
+    state="$(sinfo -h -o %T 2>/dev/null | sort -u | tr '\n' ' ')"
+    if [ "$state" = "idle " ] && [ "$(sinfo -h -N -o %N 2>/dev/null | sort -u | wc -l)" -eq "$NODES" ]; then idle=1; break; fi
     sleep 0.5
 done
-[ "$idle" = 1 ] || fail "node $NODE not idle after 60 s (sinfo: ${state:-no answer})"
-say "node $NODE idle ($(sbatch --version), $(munged --version 2>&1 | head -n 1))"
+[ "$idle" = 1 ] || fail "nodes not idle after 60 s (sinfo: ${state:-no answer})"
+say "nodes ${NODE_NAMES[*]} idle ($(sbatch --version), $(munged --version 2>&1 | head -n 1))"
 srun --mpi=list 2>&1 | grep -q pmix || fail "srun --mpi=list shows no pmix plugin: $(srun --mpi=list 2>&1 | tr '\n' ' ')"
 
 # --- (e) synthetic data -----------------------------------------------------------------------------
@@ -242,6 +285,33 @@ for prefix, n in (("train", 1500), ("t10k", 300)):
     write(f"{prefix}-images-idx3-ubyte", 0x803, [n, side, side], pixels)
     write(f"{prefix}-labels-idx1-ubyte", 0x801, [n], labels)
 PY
+
+# --- (f') across NODES hosts: check, then one training job with a task per node -----------------------
+if [ "$NODES" -gt 1 ]; then
+    say "srun --mpi=pmix -N $NODES -n $NODES dist-trainer check"
+    (cd "$TMP" && timeout 120 srun --mpi=pmix -N "$NODES" -n "$NODES" "$BIN" check >"$TMP/check.out" 2>&1) \
+        || fail "srun check failed: $(tail -n 5 "$TMP/check.out" | tr '\n' ' ')"
+    if ! grep -q "$NODES rank(s) on $NODES host(s)" "$TMP/check.out" || ! grep -q '^all checks passed' "$TMP/check.out"; then
+        fail "check did not run $NODES ranks on $NODES hosts: $(tr '\n' ' ' <"$TMP/check.out")"
+    fi
+    say "submitting train.sbatch: $NODES nodes, one task each"
+    TRAIN_ID="$(cd "$TMP" && DIST_TRAINER_BIN="$BIN" sbatch --parsable --nodes="$NODES" --ntasks="$NODES" --ntasks-per-node=1 \
+        --output="$TMP/train-%j.out" "$HERE/train.sbatch" --model 1 --hidden 16,8 --epochs 2 --batch-size 100 --lr 0.01 \
+        --threads 1 --data-dir "$TMP/data" --run-dir "$TMP/train-run" 2>&1)" || fail "sbatch train.sbatch failed: $TRAIN_ID"
+    TRAIN_ID="${TRAIN_ID%%;*}"
+    deadline=$((SECONDS + ${SLURM_TEST_TIMEOUT:-180}))
+    while [ -n "$(squeue -h -t PD,R,CG,CF,S -o %i 2>/dev/null)" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "train job not finished after ${SLURM_TEST_TIMEOUT:-180} s"
+        sleep 1
+    done
+    scontrol -o show job "$TRAIN_ID" | grep -q -E 'JobState=COMPLETED .*ExitCode=0:0' \
+        || fail "train job did not complete with exit 0: $(scontrol -o show job "$TRAIN_ID" | grep -o -E 'JobState=[^ ]+|ExitCode=[^ ]+' | tr '\n' ' ')"
+    tlog="$TMP/train-$TRAIN_ID.out"
+    grep -q -E "^dist-trainer: $NODES ranks on $NODES hosts" "$tlog" || fail "train.sbatch's job did not run on $NODES hosts: $tlog"
+    grep -q -E '^test: loss' "$tlog" || fail "train.sbatch's job did not finish: $tlog"
+    say "checked: check and train.sbatch ran $NODES ranks on $NODES hosts (${NODE_NAMES[*]}), job COMPLETED with exit 0"
+    exit 0
+fi
 
 # --- (f) one training job, then the sweep -----------------------------------------------------------
 say "submitting train.sbatch: 2 ranks, lr 0.01"

@@ -21,6 +21,36 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var trainSeconds: Double
     /// Wall time of the validation pass.
     public var valSeconds: Double
-    /// Part of `trainSeconds` spent in collectives on this rank.
+    /// Part of `trainSeconds` spent in collectives on this rank (transfers and waiting for others).
     public var communicationSeconds: Double
+    /// The rank whose steps took longest outside collectives this epoch — the one every other rank
+    /// waited for — and the least and the most such compute time over the ranks; their difference
+    /// is how long the fastest rank spent waiting for the slowest. A single process has 0, t, t.
+    public var slowestRank: Int = 0
+    public var computeSecondsMin: Double = 0
+    public var computeSecondsMax: Double = 0
+
+    /// Seconds the fastest rank spent waiting for the slowest one.
+    public var straggleSeconds: Double { computeSecondsMax - computeSecondsMin }
+}
+
+extension EpochRecord {
+    /// Histories written before the straggler fields existed read them as zero.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        lr = try c.decode(Double.self, forKey: .lr)
+        lrIndex = try c.decode(Int.self, forKey: .lrIndex)
+        epoch = try c.decode(Int.self, forKey: .epoch)
+        trainLoss = try c.decode(Double.self, forKey: .trainLoss)
+        trainAccuracy = try c.decode(Double.self, forKey: .trainAccuracy)
+        valLoss = try c.decode(Double.self, forKey: .valLoss)
+        valAccuracy = try c.decode(Double.self, forKey: .valAccuracy)
+        valMacroF1 = try c.decode(Double.self, forKey: .valMacroF1)
+        trainSeconds = try c.decode(Double.self, forKey: .trainSeconds)
+        valSeconds = try c.decode(Double.self, forKey: .valSeconds)
+        communicationSeconds = try c.decode(Double.self, forKey: .communicationSeconds)
+        slowestRank = try c.decodeIfPresent(Int.self, forKey: .slowestRank) ?? 0
+        computeSecondsMin = try c.decodeIfPresent(Double.self, forKey: .computeSecondsMin) ?? 0
+        computeSecondsMax = try c.decodeIfPresent(Double.self, forKey: .computeSecondsMax) ?? 0
+    }
 }

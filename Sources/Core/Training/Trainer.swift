@@ -169,13 +169,26 @@ public final class Trainer {
         let val = try evaluate(network, on: validation, collective: collective)
         let valSeconds = Double(DispatchTime.now().uptimeNanoseconds - valStart) / 1e9
         try verifyReplicasAgree()
+        let straggler = try findStraggler()
         let steps = Double(max(stepsPerEpoch, 1))
         return EpochRecord(
             lr: config.learningRates[position.lrIndex], lrIndex: position.lrIndex, epoch: position.epochsDone + 1,
             trainLoss: position.epochLossSum / steps, trainAccuracy: position.epochAccuracySum / steps,
             valLoss: val.loss, valAccuracy: val.accuracy, valMacroF1: val.macroF1,
             trainSeconds: position.epochTrainSeconds, valSeconds: valSeconds,
-            communicationSeconds: position.epochCommunicationSeconds)
+            communicationSeconds: position.epochCommunicationSeconds,
+            slowestRank: straggler.rank, computeSecondsMin: straggler.min, computeSecondsMax: straggler.max)
+    }
+
+    /// Every rank's time outside collectives this epoch, compared: the slowest rank (the one the
+    /// others wait for in every step's reduction) and the least and most compute time.
+    func findStraggler() throws -> (rank: Int, min: Double, max: Double) {
+        let seconds = Buffer<Double>(count: collective.size)
+        seconds.pointer[collective.rank] = position.epochTrainSeconds - position.epochCommunicationSeconds
+        try collective.allreduceSum(seconds.all)
+        let all = Array(seconds.all)
+        let slowest = all.indices.max { all[$0] < all[$1] } ?? 0
+        return (slowest, all.min() ?? 0, all[slowest])
     }
 
     /// Records the epoch, updates the best model, and agrees with rank 0's observer (and the stop

@@ -174,8 +174,7 @@ struct TrainCommand: ParsableCommand {
         StopSignal.install()
         guard try trainer.run() != .completed else { return }
         let p = trainer.position, lrs = setup.config.learningRates
-        let signalName = StopSignal.exitCode == 130 ? "SIGINT" : StopSignal.exitCode == 143 ? "SIGTERM" : "a signal"
-        throw TrainerError("interrupted by \(signalName) at lr \(lrs[min(p.lrIndex, lrs.count - 1)]) epoch \(p.epochsDone + 1) step \(p.stepInEpoch); "
+        throw TrainerError("interrupted by \(StopSignal.name) at lr \(lrs[min(p.lrIndex, lrs.count - 1)]) epoch \(p.epochsDone + 1) step \(p.stepInEpoch); "
             + "state saved in \(setup.runDirectory)/\(RunFiles.last); resume with: dist-trainer train --resume \(setup.runDirectory)",
             agreed: true, exitCode: StopSignal.exitCode)
     }

@@ -19,6 +19,8 @@ final class MPICollective: Collective, CommunicationTiming {
     let localRank: Int
     /// Number of distinct nodes in the job.
     let nodeCount: Int
+    /// Each rank's host name (index = rank), for messages that name a rank's machine.
+    let hostNames: [String]
     private(set) var secondsInCollectives = 0.0
     private let world: MPI_Comm
     private var finalized = false
@@ -52,6 +54,21 @@ final class MPICollective: Collective, CommunicationTiming {
         try MPICollective.check(
             MPI_Allreduce(cmpi_in_place(), &leaders, 1, cmpi_int32(), cmpi_op_sum(), world), "MPI_Allreduce")
         nodeCount = Int(leaders[0])
+        hostNames = try MPICollective.gatherHostNames(world, size: size)
+    }
+
+    /// Every rank's host name, gathered once at start-up (fixed-size slots, cut at 63 bytes).
+    private static func gatherHostNames(_ world: MPI_Comm, size: Int) throws -> [String] {
+        let width = 64
+        var mine = [UInt8](repeating: 0, count: width)
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        for (i, c) in name.prefix(width - 1).enumerated() { mine[i] = UInt8(bitPattern: c) }
+        var all = [UInt8](repeating: 0, count: width * size)
+        try check(MPI_Allgather(&mine, Int32(width), cmpi_uint8(), &all, Int32(width), cmpi_uint8(), world), "MPI_Allgather")
+        return (0..<size).map { r in
+            String(decoding: all[(r * width)..<((r + 1) * width)].prefix { $0 != 0 }, as: UTF8.self)
+        }
     }
 
     /// The BLAS threads a rank should use by default: the node's cores shared among its ranks, but
@@ -65,7 +82,10 @@ final class MPICollective: Collective, CommunicationTiming {
     /// message (0 disables the watchdog).
     func startWatchdog(timeout: Double) {
         guard timeout > 0, watchdog == nil else { return }
-        watchdog = Watchdog(timeout: timeout, rank: rank)
+        // Across hosts, the launcher gets a few seconds to notice a lost host before a rank's exit
+        // (see Watchdog.end); on one node nothing can be lost and the exit is immediate.
+        watchdog = Watchdog(timeout: timeout, rank: rank, host: nodeCount > 1 ? hostNames[rank] : "",
+                            grace: nodeCount > 1 ? Watchdog.launcherGrace : 0)
     }
 
     func noteProgress(lrIndex: Int, epoch: Int, step: Int) {

@@ -4,8 +4,11 @@
 // failure Horovod and DDP users know). Each rank runs a watchdog thread that looks at the collective
 // in progress: when one has been waiting for longer than --collective-timeout, it prints which
 // collective, where in training (learning rate, epoch, step) and on which rank, and exits the
-// process; mpirun then terminates the rest of the job. The MPI calls stay on the main thread
-// (MPI_THREAD_FUNNELED); the watchdog only reads atomics and exits.
+// process; mpirun then terminates the rest of the job. It also covers the other way a job ends
+// while a rank is blocked: mpirun tearing the job down (a lost host, a dead rank) sends SIGTERM,
+// which the training loop cannot act on inside a collective that will never complete; two seconds
+// later the watchdog says where the rank was stuck and exits like the signal. The MPI calls stay on
+// the main thread (MPI_THREAD_FUNNELED); the watchdog only reads atomics and exits.
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -13,17 +16,27 @@ import Glibc
 #endif
 
 final class Watchdog: @unchecked Sendable {
+    /// The pause before a timed-out rank exits in a multi-host job (see `end`).
+    static let launcherGrace = 8.0
+
     let timeout: Double
+    /// Seconds between the timeout's message and the exit, in a job across hosts: time for the
+    /// launcher to notice a lost host by itself (see `end`).
+    let grace: Double
     let rank: Int
+    /// "rank 1 (node2)": how messages name this process.
+    let who: String
     /// Start of the collective in progress (uptime ns), 0 when none.
     private let enteredAt = Atomic<UInt64>(0)
     private let operation = Atomic<Int>(0)
     private let elements = Atomic<Int>(0)
     private let lrIndex = Atomic<Int>(-1), epoch = Atomic<Int>(0), step = Atomic<Int>(0)
 
-    init(timeout: Double, rank: Int) {
+    init(timeout: Double, rank: Int, host: String, grace: Double = 0) {
         self.timeout = timeout
+        self.grace = grace
         self.rank = rank
+        who = host.isEmpty ? "rank \(rank)" : "rank \(rank) (\(host))"
         guard timeout > 0 else { return }
         let thread = Thread { [self] in self.watch() }
         thread.name = "dist-trainer watchdog"
@@ -45,20 +58,46 @@ final class Watchdog: @unchecked Sendable {
     }
 
     private func watch() {
+        var signalSeenAt: UInt64 = 0
         while true {
-            usleep(200_000)
+            usleep(100_000)
+            let now = DispatchTime.now().uptimeNanoseconds
+            if signalSeenAt == 0 && StopSignal.requested() { signalSeenAt = now }
             let start = enteredAt.load(ordering: .acquiring)
             guard start != 0 else { continue }
-            let waited = Double(DispatchTime.now().uptimeNanoseconds &- start) / 1e9
-            guard waited > timeout else { continue }
-            let op = (CollectiveOperation(rawValue: operation.load(ordering: .relaxed)) ?? .none).name
-            let l = lrIndex.load(ordering: .relaxed)
-            let place = l < 0 ? "during set-up or evaluation"
-                : "at learning rate #\(l + 1) epoch \(epoch.load(ordering: .relaxed)) step \(step.load(ordering: .relaxed))"
-            let message = "dist-trainer: error: rank \(rank): \(op) of \(elements.load(ordering: .relaxed)) elements \(place) "
-                + "has not completed after \(Int(waited)) s (--collective-timeout \(Int(timeout))); another rank has probably died or hung; ending the job\n"
-            FileHandle.standardError.write(Data(message.utf8))
-            _exit(124)
+            let waited = Double(now &- start) / 1e9
+            if waited > timeout {
+                end("\(describeCollective()) has not completed after \(Int(waited)) s (--collective-timeout \(Int(timeout))); "
+                    + "another rank has probably died or hung, or a host was lost; ending the job", code: 124, after: grace)
+            }
+            // Stopped by a signal that arrived while this collective was already waiting and that
+            // the collective has outlived by two seconds: the job is being torn down around us.
+            if signalSeenAt != 0 && start < signalSeenAt && now &- signalSeenAt > 2_000_000_000 {
+                end("stopped by \(StopSignal.name) while \(describeCollective()) had waited \(Int(waited)) s for the other ranks "
+                    + "(a host was lost or a rank died); last.safetensors holds the state of the last finished epoch",
+                    code: StopSignal.exitCode)
+            }
         }
+    }
+
+    /// "MPI_Allreduce (Float) of 4600 elements at learning rate #1 epoch 2 step 37".
+    private func describeCollective() -> String {
+        let op = (CollectiveOperation(rawValue: operation.load(ordering: .relaxed)) ?? .none).name
+        let l = lrIndex.load(ordering: .relaxed)
+        let place = l < 0 ? "during set-up or evaluation"
+            : "at learning rate #\(l + 1) epoch \(epoch.load(ordering: .relaxed)) step \(step.load(ordering: .relaxed))"
+        return "\(op) of \(elements.load(ordering: .relaxed)) elements \(place)"
+    }
+
+    /// One line on stderr, then the process ends (MPI cannot be shut down from here), `after`
+    /// seconds unless the launcher ends it first. Across hosts that pause matters: when a host's
+    /// link is lost, a rank that exits makes its launcher daemon send a report over the dead link,
+    /// and a TCP connection with data in flight waits out retransmissions for many minutes instead
+    /// of failing on its keepalive; so the daemons get the time to notice the lost host with their
+    /// keepalive first (scripts/ set it to a few seconds) and end the job cleanly.
+    private func end(_ message: String, code: Int32, after: Double = 0) -> Never {
+        FileHandle.standardError.write(Data("dist-trainer: error: \(who): \(message)\n".utf8))
+        if after > 0 { usleep(UInt32(after * 1e6)) }
+        _exit(code)
     }
 }

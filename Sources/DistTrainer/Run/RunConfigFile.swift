@@ -67,6 +67,8 @@ struct JobShape: Equatable {
     var ranks: Int
     var hosts: Int
     var threadsPerRank: Int
+    /// Each rank's host name (index = rank).
+    var hostNames: [String] = []
 }
 
 /// Where the data came from and how many samples each split has.

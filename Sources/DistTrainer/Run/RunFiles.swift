@@ -40,11 +40,12 @@ enum RunFiles {
     static func writeMetrics(_ history: [EpochRecord], to directory: String) throws {
         let jsonl = try history.map { try JSONCoding.text($0) + "\n" }.joined()
         try writeFileAtomically(directory + "/" + metricsJSONL, text: jsonl)
-        var csv = "lr,epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,train_seconds,val_seconds,communication_seconds\n"
+        var csv = "lr,epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,train_seconds,val_seconds,communication_seconds,"
+            + "slowest_rank,compute_seconds_min,compute_seconds_max\n"
         for r in history {
             let values: [Double] = [
                 r.lr, Double(r.epoch), r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,
-                r.trainSeconds, r.valSeconds, r.communicationSeconds,
+                r.trainSeconds, r.valSeconds, r.communicationSeconds, Double(r.slowestRank), r.computeSecondsMin, r.computeSecondsMax,
             ]
             csv += values.map(csvNumber).joined(separator: ",") + "\n"
         }

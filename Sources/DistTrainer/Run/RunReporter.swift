@@ -90,12 +90,20 @@ final class RunReporter: TrainingObserver {
     func epochFinished(_ r: EpochRecord, isBest: Bool, trainer: Trainer) throws -> EpochDecision {
         let samples = Double(trainer.stepsPerEpoch * trainer.config.batchSize)
         console.line(String(
-            format: "lr %@ epoch %2d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f f1 %.4f  %.2fs (%.0f samples/s, comm %.0f%%)%@",
+            format: "lr %@ epoch %2d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f f1 %.4f  %.2fs (%.0f samples/s, comm %.0f%%%@)%@",
             "\(r.lr)", r.epoch, setup.config.epochs, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,
             r.trainSeconds, samples / max(r.trainSeconds, 1e-9), 100 * r.communicationSeconds / max(r.trainSeconds, 1e-9),
-            isBest ? "  *best" : ""))
+            straggler(r), isBest ? "  *best" : ""))
         try saveCheckpoints(trainer, best: isBest)
         return .proceed
+    }
+
+    /// ", slowest rank 1 (node2) +0.42s": who the others waited for and how long, when it matters
+    /// (more than 5 % of the epoch); empty for a single process.
+    func straggler(_ r: EpochRecord) -> String {
+        guard setup.job.ranks > 1, r.straggleSeconds > 0.05 * r.trainSeconds else { return "" }
+        let host = setup.job.hosts > 1 && setup.job.hostNames.indices.contains(r.slowestRank) ? " (\(setup.job.hostNames[r.slowestRank]))" : ""
+        return String(format: ", slowest rank %d%@ +%.2fs", r.slowestRank, host, r.straggleSeconds)
     }
 
     func interrupted(trainer: Trainer) throws {

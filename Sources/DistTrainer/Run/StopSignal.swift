@@ -26,6 +26,15 @@ enum StopSignal {
 
     static func requested() -> Bool { received.load(ordering: .relaxed) != 0 }
 
+    /// The signal's name for messages.
+    static var name: String {
+        switch received.load(ordering: .relaxed) {
+        case SIGINT: return "SIGINT"
+        case SIGTERM: return "SIGTERM"
+        case let s: return "signal \(s)"
+        }
+    }
+
     /// The conventional exit status after the signal (130 for SIGINT, 143 for SIGTERM).
     static var exitCode: Int32 {
         let s = received.load(ordering: .relaxed)

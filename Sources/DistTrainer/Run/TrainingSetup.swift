@@ -33,7 +33,7 @@ struct TrainingSetup {
         data.train = LabeledImages(pixels: [], labels: [], rows: 0, cols: 0)
         let split = DataSplit(trainFile, valFraction: config.valFraction, seed: config.seed)
         return TrainingSetup(config: config, split: split, test: data.test, dataDirectory: directory, runDirectory: runDirectory,
-                             job: JobShape(ranks: mpi.size, hosts: mpi.nodeCount, threadsPerRank: threads))
+                             job: JobShape(ranks: mpi.size, hosts: mpi.nodeCount, threadsPerRank: threads, hostNames: mpi.hostNames))
     }
 
     /// runs/<timestamp>, with a suffix if that exists already.

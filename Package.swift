@@ -2,7 +2,7 @@
 // dist-trainer: a data-parallel trainer for fully-connected networks on Open MPI.
 //
 // Targets:
-//   CBLAS, CZlib, CMPI  system libraries (OpenBLAS, zlib, Open MPI), each behind a tiny shim header
+//   CDNNL, CZlib, CMPI  system libraries (oneDNN, zlib, Open MPI), each behind a tiny shim header
 //   CPUCheck             refuses to start on a CPU without the vector level the build targets
 //   Core                 the math, data, metrics and training loop; never imports MPI
 //   DistTrainer          the `dist-trainer` executable: CLI, MPI collective, files
@@ -52,9 +52,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"]), .brew(["openblas"])]),
+        // oneDNN has no pkg-config file in Debian; its header and library are on the default paths.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"]), .brew(["onednn"])]),
         .systemLibrary(
             name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
@@ -65,7 +64,7 @@ let package = Package(
         .target(
             name: "CPUCheck",
             cSettings: [.define("DIST_TRAINER_TARGET_CPU", to: "\"\(targetCPU.isEmpty ? "default" : targetCPU)\"", .when(configuration: .release))]),
-        .target(name: "Core", dependencies: ["CBLAS", "CZlib"], swiftSettings: fastMath),
+        .target(name: "Core", dependencies: ["CDNNL", "CZlib"], swiftSettings: fastMath),
         .executableTarget(
             name: "DistTrainer",
             dependencies: [

@@ -1,77 +1,106 @@
 #!/usr/bin/env bash
-# bench.sh: speed and memory figures of dist-trainer on this machine, all measured in one run.
+# bench.sh: speed and memory figures of dist-trainer on this machine against its own roofline and
+# against PyTorch on the same CPU, all measured in one run, interleaved, medians reported.
 #
-# For each configuration it trains Model 2 on the real data for $EPOCHS epochs (one learning rate)
-# and prints the median seconds per epoch (training steps only), samples/s, the share of step
-# time spent in collectives (including waiting for the slowest rank), peak RSS per rank, and the
-# epoch time as a multiple of the sgemm roofline measured just before (`dist-trainer roofline`).
-# This is a report, not a test: the machine is shared and noisy, so compare ratios within one run.
+# Every round runs each configuration once: dist-trainer trains Model 2 on the real data ($EPOCHS
+# epochs, one learning rate; the epoch time is the median of epochs 2..N, training steps only),
+# then `dist-trainer roofline` times the same configuration's matrix products alone (as many
+# processes at once as the configuration has ranks); then PyTorch (scripts/bench_torch.py: one
+# process with 2 threads, and DDP over gloo with 2 processes) when torch is importable. After
+# $ROUNDS rounds it prints, per configuration, the medians: seconds per epoch, samples/s, the share
+# of step time in collectives, peak RSS, the roofline and the epoch as a multiple of it, and the
+# speed-up over PyTorch. This is a report, not a test: the machine is shared and noisy, so compare
+# ratios within one run.
 #
-#   scripts/bench.sh                 # default configurations
-#   EPOCHS=5 scripts/bench.sh
+#   scripts/bench.sh                     # default configurations, 3 rounds
+#   ROUNDS=5 EPOCHS=4 scripts/bench.sh
+#   CONFIGS="np=2" scripts/bench.sh      # only the configurations whose names are listed
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 HERE_BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EPOCHS="${EPOCHS:-3}"
+ROUNDS="${ROUNDS:-3}"
 CORES="$(nproc)"
 OUT="$(mktemp -d /tmp/dist-trainer-bench.XXXXXX)"
 BIN="$DIST_TRAINER_BIN"
 
-roofline() { "$BIN" roofline --ranks "$1" --threads "$2" | sed -E 's/.* ([0-9.]+) s\/epoch.*/\1/'; }
-
-# name | ranks | threads per rank | extra flags
-CONFIGS=(
+# name | ranks | threads per rank | extra train flags
+ALL_CONFIGS=(
     "np=1 threads=$CORES|1|$CORES|"
     "np=1 threads=1|1|1|"
-    "np=2 bn=sync|2|1|--bn sync"
+    "np=2|2|1|"
     "np=2 bn=local|2|1|--bn local"
 )
-
-printf '%-20s %10s %10s %10s %9s %10s %10s\n' configuration "s/epoch" "samples/s" "comm" "RSS MB" "roofline" "x roofline"
-for config in "${CONFIGS[@]}"; do
-    IFS='|' read -r name ranks threads flags <<<"$config"
-    bound=$(roofline "$ranks" "$threads")
-    dir="$OUT/$(echo "$name" | tr ' =' '__')"
-    # One process runs directly, as a user would (under mpirun -np 1 it would be bound to one core).
-    launch=(mpirun --oversubscribe -np "$ranks")
-    [ "$ranks" -eq 1 ] && launch=()
-    # shellcheck disable=SC2086
-    "${launch[@]}" "$BIN" train --model 2 --epochs "$EPOCHS" --lr 0.001 --threads "$threads" \
-        --run-dir "$dir" $flags >"$dir.log" 2>&1 || { echo "$name: failed, see $dir.log" >&2; continue; }
-    python3 - "$dir" "$name" "$bound" <<'PY'
-import csv, json, statistics, sys
-d, name, bound = sys.argv[1], sys.argv[2], float(sys.argv[3])
-rows = list(csv.DictReader(open(d + "/metrics.csv")))
-cfg = json.load(open(d + "/config.json"))
-summary = json.load(open(d + "/summary.json"))
-secs = statistics.median(float(r["train_seconds"]) for r in rows)
-comm = statistics.median(float(r["communication_seconds"]) / float(r["train_seconds"]) for r in rows)
-samples = cfg["train_samples"] // cfg["batch_size"] * cfg["batch_size"]
-rss = summary["peak_rss_mb"]["max_over_ranks"]
-print(f"{name:<20} {secs:10.3f} {samples / secs:10.0f} {100 * comm:9.1f}% {rss:9.0f} {bound:10.3f} {secs / bound:10.2f}")
-PY
-done
-# Same-machine baseline: the seed's NumPy math (float64, NumPy's BLAS threads), and each
-# configuration's speed-up over it. The seed's own figures (NumPy 3.9 s, PyTorch 1.64 s, PyTorch DDP
-# 3.76 s per epoch) were measured on another machine; dividing by the NumPy ratio scales them here.
-if python3 -c 'import numpy' 2>/dev/null; then
-    numpy_s=$(python3 "$HERE_BENCH/bench_numpy.py" | awk '{print $3}')
-    printf '%-20s %10.3f   (the seed notebook'"'"'s math in NumPy; machine factor vs the seed'"'"'s 3.9 s: %.2f)\n' \
-        "numpy seed" "$numpy_s" "$(echo "$numpy_s / 3.9" | bc -l)"
-    for config in "${CONFIGS[@]}"; do
-        IFS='|' read -r name _ <<<"$config"
-        f="$OUT/$(echo "$name" | tr ' =' '__')/metrics.csv"
-        [ -f "$f" ] || continue
-        python3 - "$f" "$numpy_s" "$name" <<'PY'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
-secs = statistics.median(float(r["train_seconds"]) for r in rows)
-numpy_s = float(sys.argv[2]); factor = numpy_s / 3.9
-name = sys.argv[3]
-print(f"  {name:<18} {numpy_s / secs:5.2f}x the NumPy seed; vs PyTorch (1.64 s x {factor:.2f} = {1.64 * factor:.2f} s): "
-      f"{1.64 * factor / secs:4.2f}x; vs PyTorch DDP gloo (3.76 s x {factor:.2f} = {3.76 * factor:.2f} s): {3.76 * factor / secs:4.2f}x")
-PY
-    done
+if grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+    ALL_CONFIGS+=("np=2 bf16|2|1|--precision bf16" "np=1 threads=$CORES bf16|1|$CORES|--precision bf16")
 fi
-echo "runs and logs: $OUT"
+CONFIG_LIST=()
+for c in "${ALL_CONFIGS[@]}"; do
+    name="${c%%|*}"
+    if [ -z "${CONFIGS:-}" ] || [[ ",${CONFIGS}," == *",$name,"* ]]; then CONFIG_LIST+=("$c"); fi
+done
+
+launch() {  # ranks -> the launcher words (a single process runs directly, as a user would)
+    if [ "$1" -eq 1 ]; then echo ""; else echo "mpirun --oversubscribe -np $1"; fi
+}
+
+torch_ok=0
+python3 -c 'import torch' 2>/dev/null && torch_ok=1
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $CORES cores; $("$BIN" roofline --samples 128 | sed -E 's/.*\((oneDNN[^)]*\)).*/\1/')"
+echo "rounds: $ROUNDS, epochs per run: $EPOCHS (median of epochs 2..$EPOCHS); runs and logs: $OUT"
+
+for round in $(seq 1 "$ROUNDS"); do
+    for config in "${CONFIG_LIST[@]}"; do
+        IFS='|' read -r name ranks threads flags <<<"$config"
+        key="$(echo "$name" | tr ' =' '__')"
+        dir="$OUT/$key-$round"
+        # shellcheck disable=SC2046,SC2086
+        $(launch "$ranks") "$BIN" train --model 2 --epochs "$EPOCHS" --lr 0.001 --threads "$threads" --run-dir "$dir" $flags \
+            >"$dir.log" 2>&1 || { echo "$name: failed, see $dir.log" >&2; continue; }
+        # The roofline of the same shard and threads, with all ranks' processes running at once.
+        precision=fp32; [[ "$flags" == *bf16* ]] && precision=bf16
+        # shellcheck disable=SC2046
+        $(launch "$ranks") "$BIN" roofline --ranks "$ranks" --threads "$threads" --precision "$precision" \
+            | sed -E 's/.* ([0-9.]+) s\/epoch.*/\1/' | sort -n | tail -1 >"$dir.roofline"
+    done
+    if [ "$torch_ok" = 1 ]; then
+        python3 "$HERE_BENCH/bench_torch.py" --threads "$CORES" --epochs "$EPOCHS" >"$OUT/torch-threads-$round.txt" 2>&1 || true
+        python3 "$HERE_BENCH/bench_torch.py" --ddp 2 --epochs "$EPOCHS" >"$OUT/torch-ddp-$round.txt" 2>&1 || true
+    fi
+done
+
+python3 - "$OUT" "$ROUNDS" "${CONFIG_LIST[@]}" <<'PY'
+import csv, glob, json, os, re, statistics, sys
+out, rounds, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def torch_median(kind):
+    values = []
+    for f in glob.glob(f"{out}/torch-{kind}-*.txt"):
+        m = re.search(r"torch \S+ ([0-9.]+) s/epoch", open(f).read())
+        if m: values.append(float(m.group(1)))
+    return statistics.median(values) if values else None
+torch_threads, torch_ddp = torch_median("threads"), torch_median("ddp")
+print(f"{'configuration':<24} {'s/epoch':>8} {'samples/s':>10} {'comm':>6} {'RSS MB':>7} {'roofline':>9} {'x roofline':>10} {'vs torch':>9}")
+for config in configs:
+    name, ranks = config.split("|")[0], int(config.split("|")[1])
+    key = name.replace(" ", "_").replace("=", "_")
+    secs, comms, rss, bounds = [], [], [], []
+    for r in range(1, rounds + 1):
+        d = f"{out}/{key}-{r}"
+        if not os.path.exists(d + "/summary.json"): continue
+        rows = list(csv.DictReader(open(d + "/metrics.csv")))[1:] or list(csv.DictReader(open(d + "/metrics.csv")))
+        secs.append(statistics.median(float(x["train_seconds"]) for x in rows))
+        comms.append(statistics.median(float(x["communication_seconds"]) / float(x["train_seconds"]) for x in rows))
+        rss.append(json.load(open(d + "/summary.json"))["peak_rss_mb"]["max_over_ranks"])
+        try: bounds.append(float(open(d + ".roofline").read()))
+        except (OSError, ValueError): pass
+    if not secs:
+        print(f"{name:<24} failed"); continue
+    s, b = statistics.median(secs), statistics.median(bounds) if bounds else float("nan")
+    baseline = torch_ddp if ranks > 1 else torch_threads
+    versus = f"{baseline / s:8.2f}x" if baseline else "       -"
+    print(f"{name:<24} {s:8.3f} {48000 // 128 * 128 / s:10.0f} {100 * statistics.median(comms):5.1f}% {max(rss):7.0f} {b:9.3f} {s / b:10.2f} {versus}")
+if torch_threads: print(f"{'torch, 1 process':<24} {torch_threads:8.3f}   (scripts/bench_torch.py --threads N: the 'vs torch' baseline of single-process rows)")
+if torch_ddp: print(f"{'torch DDP gloo, 2 procs':<24} {torch_ddp:8.3f}   (scripts/bench_torch.py --ddp 2: the baseline of multi-rank rows)")
+if not (torch_threads or torch_ddp): print("torch not importable: no PyTorch baseline (pip install torch)")
+PY

@@ -2,9 +2,9 @@
 # setup.sh: make this machine ready to build and run dist-trainer, then build it (release).
 #
 # Sourced by train.sh, test.sh and bench.sh; safe to run again (it only installs what is missing).
-# Installs with apt on Debian/Ubuntu: Open MPI, OpenBLAS, zlib and the Fashion-MNIST data set
+# Installs with apt on Debian/Ubuntu: Open MPI, oneDNN, zlib and the Fashion-MNIST data set
 # package. Elsewhere it says what to install and stops. The release binary links the Swift runtime
-# and Foundation statically, so other nodes need only Open MPI, OpenBLAS and zlib (not Swift).
+# and Foundation statically, so other nodes need only Open MPI, oneDNN and zlib (not Swift).
 # Environment: DIST_TRAINER_SKIP_BUILD=1 skips the build (and keeps a given DIST_TRAINER_BIN);
 # SWIFT_BIN overrides where swift is;
 # EXTRA_APT_PACKAGES adds packages (the Slurm test uses it).
@@ -24,7 +24,7 @@ fi
 command -v swift >/dev/null 2>&1 || { say "swift not found: install Swift 6 (https://swift.org/install) or set SWIFT_BIN"; exit 1; }
 
 # --- System packages ---------------------------------------------------------------------------
-APT_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config)
+APT_PACKAGES=(libopenmpi-dev openmpi-bin libdnnl-dev zlib1g-dev dataset-fashion-mnist pkg-config)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PACKAGES[@]}" ${EXTRA_APT_PACKAGES:-}; do
@@ -38,7 +38,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
     fi
 else
     for tool in mpirun pkg-config; do
-        command -v "$tool" >/dev/null 2>&1 || { say "$tool not found: install Open MPI, OpenBLAS and zlib (e.g. brew install open-mpi openblas)"; exit 1; }
+        command -v "$tool" >/dev/null 2>&1 || { say "$tool not found: install Open MPI, oneDNN and zlib (e.g. brew install open-mpi onednn)"; exit 1; }
     done
 fi
 

@@ -87,30 +87,37 @@ final class GradientCheckTests: XCTestCase {
 
     // MARK: - ReLU
 
-    func testReluGradient() {
+    /// Dense → ReLU, the ReLU fused into the product (oneDNN post-op): forward equals max(0, x·W + b)
+    /// exactly, and reluBackward then denseBackward give the finite-difference gradients.
+    func testDenseReluGradient() {
         var rng = SplitMix64(2)
-        let count = 40
-        // Keep every input at least 0.2 away from the kink; h = 1e-2 never crosses it.
-        let z = Buffer((0..<count).map { _ -> Float in
-            var v: Float = 0
-            repeat { v = rng.normal() } while abs(v) < 0.2
-            return v
-        })
-        XCTAssertTrue(z.array.contains { $0 < 0 } && z.array.contains { $0 > 0 })
-        let c = rng.normals(count)
-        let work = Buffer<Float>(count: count)
+        let (n, fanIn, fanOut) = (6, 5, 7)
+        // Draw until every pre-activation is at least 0.2 away from the kink (h = 1e-2 never crosses it).
+        var x = Buffer<Float>(count: 0), w = x, b = x
+        let z = Buffer<Float>(count: n * fanOut)
+        repeat {
+            (x, w, b) = (Buffer(rng.normals(n * fanIn)), Buffer(rng.normals(fanIn * fanOut, scale: 0.7)), Buffer(rng.normals(fanOut, scale: 0.5)))
+            denseForward(x: x.pointer, rows: n, weight: w.pointer, bias: b.pointer, fanIn: fanIn, fanOut: fanOut, relu: false, y: z.pointer)
+        } while z.array.contains { abs($0) < 0.2 } || !z.array.contains { $0 < 0 }
+        let c = rng.normals(n * fanOut)
+        let a = Buffer<Float>(count: n * fanOut)
         let loss = { () -> Double in
-            work.copy(from: z)
-            reluForward(work.pointer, count: count)
-            return Self.weightedSum(work.pointer, c)
+            denseForward(x: x.pointer, rows: n, weight: w.pointer, bias: b.pointer, fanIn: fanIn, fanOut: fanOut, relu: true, y: a.pointer)
+            return Self.weightedSum(a.pointer, c)
         }
         _ = loss()
+        for i in 0..<(n * fanOut) { XCTAssertEqual(a.pointer[i], max(0, z.pointer[i]), "fused ReLU at \(i)") }
         let grad = Buffer(c)
-        reluBackward(grad.pointer, output: work.pointer, count: count)
-        let numeric = (0..<count).map { Self.centralDifference(z.pointer, $0, h: 1e-2, loss) }
-        assertGradient(grad.array.map(Double.init), numeric, tolerance: 1e-3, "relu dz")
-        // And exactly: gradient passes where z > 0 and is 0 elsewhere.
-        for i in 0..<count { XCTAssertEqual(grad.pointer[i], z.pointer[i] > 0 ? c[i] : 0) }
+        for i in 0..<(n * fanOut) where a.pointer[i] <= 0 { grad.pointer[i] = 0 }
+        for i in 0..<(n * fanOut) { XCTAssertEqual(grad.pointer[i], z.pointer[i] > 0 ? c[i] : 0) }
+        let (dW, dx) = (Buffer<Float>(count: fanIn * fanOut), Buffer<Float>(count: n * fanIn))
+        let db = Buffer<Double>(count: fanOut)
+        denseBackward(x: x.pointer, dy: grad.pointer, rows: n, weight: w.pointer, fanIn: fanIn, fanOut: fanOut, dWeight: dW.pointer, dx: dx.pointer)
+        columnSums(grad.pointer, rows: n, width: fanOut, into: db.pointer)
+        for (name, param, g) in [("x", x, dx.array.map(Double.init)), ("W", w, dW.array.map(Double.init)), ("b", b, db.array)] {
+            let numeric = (0..<param.count).map { Self.centralDifference(param.pointer, $0, h: 1e-2, loss) }
+            assertGradient(g, numeric, tolerance: 1e-3, "dense+relu d\(name)")
+        }
     }
 
     // MARK: - BatchNorm (training mode)

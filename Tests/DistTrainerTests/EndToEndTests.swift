@@ -1,5 +1,6 @@
 // End-to-end: `dist-trainer train` on a synthetic IDX data set written by the test, single
 // process; checks every file of the run directory and the console contract.
+import Core
 import Foundation
 import XCTest
 
@@ -97,6 +98,62 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(a.map { $0["val_loss"] as! Double }, b.map { $0["val_loss"] as! Double })
         XCTAssertEqual(a.map { $0["train_loss"] as! Double }, b.map { $0["train_loss"] as! Double })
         XCTAssertNotEqual(a.map { $0["train_loss"] as! Double }, c.map { $0["train_loss"] as! Double })
+    }
+
+    /// The thread count of the products changes nothing: 1 and 2 threads (by flag or by the user's
+    /// OMP_NUM_THREADS) give bitwise the same metrics, and a run resumed with another thread count
+    /// ends exactly like the uninterrupted one.
+    func testThreadCountDoesNotChangeTheNumbers() throws {
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 1200, test: 200, rows: 16, cols: 16)
+        let common = ["train", "--data-dir", tmp + "/data", "--hidden", "512,128", "--epochs", "3", "--batch-size", "128", "--lr", "0.003"]
+        let fields = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1"]
+        func values(_ name: String) throws -> [[Double]] { try readMetrics(tmp + "/" + name).map { row in fields.map { row[$0] as! Double } } }
+        XCTAssertEqual(try runTrainer(common + ["--run-dir", tmp + "/one", "--threads", "1"]).status, 0)
+        XCTAssertEqual(try runTrainer(common + ["--run-dir", tmp + "/two", "--threads", "2"]).status, 0)
+        let viaEnvironment = try runTrainer(common + ["--run-dir", tmp + "/env"], environment: ["OMP_NUM_THREADS": "2"])
+        XCTAssertEqual(viaEnvironment.status, 0, viaEnvironment.stderr)
+        XCTAssertTrue(viaEnvironment.stdout.contains("2 threads per rank"), viaEnvironment.stdout)
+        let one = try values("one")
+        XCTAssertEqual(one.count, 3)
+        XCTAssertEqual(try values("two"), one)
+        XCTAssertEqual(try values("env"), one)
+        // Stopped after epoch 1 with 1 thread, resumed with 2.
+        XCTAssertEqual(try runTrainer(common.map { $0 == "3" ? "1" : $0 } + ["--run-dir", tmp + "/cut", "--threads", "1"]).status, 0)
+        let resumed = try runTrainer(["train", "--resume", tmp + "/cut", "--epochs", "3", "--threads", "2"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try values("cut"), one)
+        XCTAssertEqual(try readJSON(tmp + "/cut/summary.json")["test"] as? NSDictionary, try readJSON(tmp + "/one/summary.json")["test"] as? NSDictionary)
+    }
+
+    /// --precision bf16 where the CPU has bf16 arithmetic: trains to about fp32's accuracy, is recorded
+    /// in config.json and the checkpoint, resumes exactly, and `evaluate` computes in bf16 too.
+    /// Elsewhere: one line that says so, before any work.
+    func testBF16Precision() throws {
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 1200, test: 300, rows: 16, cols: 16)
+        let common = ["train", "--data-dir", tmp + "/data", "--hidden", "128,64", "--epochs", "3", "--lr", "0.003", "--threads", "1"]
+        guard cpuHasBF16 else {
+            let r = try runTrainer(common + ["--run-dir", tmp + "/no", "--precision", "bf16"])
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertTrue(r.stderr.contains("--precision bf16: this CPU has no bf16 arithmetic"), r.stderr)
+            throw XCTSkip("no bf16 on this CPU (refusal checked)")
+        }
+        XCTAssertEqual(try runTrainer(common + ["--run-dir", tmp + "/fp32"]).status, 0)
+        let r = try runTrainer(common + ["--run-dir", tmp + "/bf16", "--precision", "bf16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("bf16 products"), r.stdout)
+        XCTAssertEqual(try readJSON(tmp + "/bf16/config.json")["precision"] as? String, "bf16")
+        let (a, b) = (try readJSON(tmp + "/fp32/summary.json")["test"] as! [String: Any], try readJSON(tmp + "/bf16/summary.json")["test"] as! [String: Any])
+        XCTAssertEqual(a["accuracy"] as! Double, b["accuracy"] as! Double, accuracy: 0.03)
+        XCTAssertNotEqual(try readMetrics(tmp + "/fp32").map { $0["train_loss"] as! Double }, try readMetrics(tmp + "/bf16").map { $0["train_loss"] as! Double })
+        // Resume (the setting comes from the checkpoint) ends exactly like the uninterrupted run.
+        XCTAssertEqual(try runTrainer(common.map { $0 == "3" ? "1" : $0 } + ["--run-dir", tmp + "/cut", "--precision", "bf16"]).status, 0)
+        XCTAssertEqual(try runTrainer(["train", "--resume", tmp + "/cut", "--epochs", "3"]).status, 0)
+        XCTAssertEqual(try readMetrics(tmp + "/cut").map { $0["val_loss"] as! Double }, try readMetrics(tmp + "/bf16").map { $0["val_loss"] as! Double })
+        let e = try runTrainer(["evaluate", "--checkpoint", tmp + "/bf16/best.safetensors", "--json"])
+        let out = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(out["loss"] as! Double, b["loss"] as! Double, accuracy: 1e-12)
     }
 
     /// Flag errors: one line naming the flag, non-zero exit, before any work.

@@ -67,10 +67,10 @@ func trainerBinary() throws -> String {
 }
 
 /// The environment the binary and mpirun run with: ours plus `extra`, with Open MPI allowed to run
-/// as root (CI containers), the launcher liveness settings of scripts/mpi-env.sh, and one BLAS
-/// thread per process, which keeps concurrent test processes from fighting over cores.
+/// as root (CI containers), the launcher liveness settings of scripts/mpi-env.sh, and one thread
+/// per process, which keeps concurrent test processes from fighting over cores.
 func trainerEnvironment(_ extra: [String: String] = [:]) -> [String: String] {
-    ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1",
+    ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMP_NUM_THREADS": "1",
      "OMPI_MCA_oob_tcp_keepalive_time": "1", "OMPI_MCA_oob_tcp_keepalive_intvl": "1", "OMPI_MCA_oob_tcp_keepalive_probes": "3",
      "OMPI_MCA_odls_base_sigkill_timeout": "3"]
         .merging(extra) { _, new in new }

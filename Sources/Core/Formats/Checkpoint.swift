@@ -64,9 +64,11 @@ public struct ModelCheckpoint: Sendable {
         state = try ModelState(file, arch: header.architecture, path: path)
     }
 
-    /// A network holding this model, for evaluation in chunks of `capacity` rows.
-    public func network(capacity: Int) -> Network {
-        let net = Network(architecture: header.architecture, capacity: capacity)
+    /// A network holding this model, for evaluation in chunks of `capacity` rows, computing in the
+    /// precision it was trained in.
+    public func network(capacity: Int) throws -> Network {
+        try header.config.precision.checkSupported()
+        let net = Network(architecture: header.architecture, capacity: capacity, precision: header.config.precision)
         net.load(state)
         return net
     }

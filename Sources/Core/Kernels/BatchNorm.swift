@@ -8,6 +8,11 @@
 // sums (Σa, Σa² forward; Σdy, Σdy·x̂ backward) are computed locally, may then be summed across ranks
 // (SyncBatchNorm) and are only then turned into moments or input gradients. Sums are in Double so
 // the one-pass variance E[a²] − E[a]² loses nothing that matters in Float32 results.
+//
+// The passes over a block's activations are fused where the data is the same: the ReLU active
+// counts with the forward sums, dropout with normalisation (forward) and with the gradient sums
+// (backward), and the ReLU gradient and the Dense bias gradient with the input gradient. (The ReLU
+// itself is fused into the Dense product, a oneDNN post-op.)
 
 /// The seed's BatchNorm constants.
 public enum BatchNormConstants {
@@ -17,16 +22,29 @@ public enum BatchNormConstants {
 
 // MARK: - Forward
 
-/// Local per-feature sums of a [rows × width] matrix: sums[j] = Σ a[i,j], sums[width + j] = Σ a[i,j]².
-public func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Double>) {
+/// Local per-feature sums of a [rows × width] matrix: sums[j] = Σ a[i,j], sums[width + j] = Σ a[i,j]²,
+/// and, when `activeCounts` is given, activeCounts[j] = the number of rows with a[i,j] > 0 (in the
+/// same pass; see Network for why the count of active ReLU units matters).
+public func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Double>,
+                          activeCounts: UnsafeMutablePointer<Double>? = nil) {
     sums.update(repeating: 0, count: 2 * width)
+    activeCounts?.update(repeating: 0, count: width)
     let sq = sums + width
     for i in 0..<rows {
         let row = a + i * width
-        for j in 0..<width {
-            let v = Double(row[j])
-            sums[j] += v
-            sq[j] += v * v
+        if let counts = activeCounts {
+            for j in 0..<width {
+                let v = Double(row[j])
+                sums[j] += v
+                sq[j] += v * v
+                counts[j] += row[j] > 0 ? 1 : 0
+            }
+        } else {
+            for j in 0..<width {
+                let v = Double(row[j])
+                sums[j] += v
+                sq[j] += v * v
+            }
         }
     }
 }
@@ -46,16 +64,24 @@ public func batchNormMoments(
     }
 }
 
-/// x̂ = (a − mean) · invStd and y = scale · x̂ + shift. `xhat` may be nil (inference keeps no cache).
+/// x̂ = (a − mean) · invStd and y = scale · x̂ + shift, times `mask` when given (dropout, fused into
+/// the same pass). `xhat` may be nil (inference keeps no cache).
 public func batchNormNormalize(
     _ a: UnsafePointer<Float>, rows: Int, width: Int,
     mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-    xhat: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>
+    xhat: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil
 ) {
     for i in 0..<rows {
         let (ai, yi) = (a + i * width, y + i * width)
-        if let xhat {
+        if let xhat, let mask {
+            let (xi, mi) = (xhat + i * width, mask + i * width)
+            for j in 0..<width {
+                let h = (ai[j] - mean[j]) * invStd[j]
+                xi[j] = h
+                yi[j] = (scale[j] * h + shift[j]) * mi[j]
+            }
+        } else if let xhat {
             let xi = xhat + i * width
             for j in 0..<width {
                 let h = (ai[j] - mean[j]) * invStd[j]
@@ -94,18 +120,29 @@ public func batchNormUpdateRunning(
 // MARK: - Backward
 
 /// Local per-feature sums for the backward pass: sums[j] = Σ dy[i,j] (= dβ) and
-/// sums[width + j] = Σ dy[i,j] · x̂[i,j] (= dγ).
+/// sums[width + j] = Σ dy[i,j] · x̂[i,j] (= dγ). With `mask` (dropout), dy is first multiplied by
+/// it, in place, in the same pass: the gradient through dropout is the mask times the gradient.
 public func batchNormGradientSums(
-    _ dy: UnsafePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
-    into sums: UnsafeMutablePointer<Double>
+    _ dy: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
+    into sums: UnsafeMutablePointer<Double>, mask: UnsafePointer<Float>? = nil
 ) {
     sums.update(repeating: 0, count: 2 * width)
     let sdx = sums + width
     for i in 0..<rows {
         let (di, xi) = (dy + i * width, xhat + i * width)
-        for j in 0..<width {
-            sums[j] += Double(di[j])
-            sdx[j] += Double(di[j] * xi[j])
+        if let mask {
+            let mi = mask + i * width
+            for j in 0..<width {
+                let d = di[j] * mi[j]
+                di[j] = d
+                sums[j] += Double(d)
+                sdx[j] += Double(d * xi[j])
+            }
+        } else {
+            for j in 0..<width {
+                sums[j] += Double(di[j])
+                sdx[j] += Double(di[j] * xi[j])
+            }
         }
     }
 }
@@ -113,10 +150,15 @@ public func batchNormGradientSums(
 /// dx = γ · invStd · (dy − Σdy / N − x̂ · Σ(dy·x̂) / N), in place on `grad` (dy in, dx out), where the
 /// sums run over all N rows that were normalised together (`count`; across ranks for SyncBatchNorm).
 /// This is the seed's dvar/dmu chain of rule applications, simplified algebraically.
+///
+/// Fused into the same pass when given: the gradient through the ReLU before BatchNorm (zero where
+/// its output `reluOutput` was not positive; a > 0 exactly where the pre-activation was), and the
+/// Double column sums of the result into `biasGradient` (the gradient of the Dense bias under it).
 public func batchNormBackwardInput(
     _ grad: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
     scale: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
-    sums: UnsafePointer<Double>, count: Int, coefficients: UnsafeMutablePointer<Float>
+    sums: UnsafePointer<Double>, count: Int, coefficients: UnsafeMutablePointer<Float>,
+    reluOutput: UnsafePointer<Float>? = nil, biasGradient: UnsafeMutablePointer<Double>? = nil
 ) {
     // Per feature: dx = k · dy − c0 − c1 · x̂ with k = γ·invStd, c0 = k·Σdy/N, c1 = k·Σdy·x̂/N.
     let k = coefficients, c0 = coefficients + width, c1 = coefficients + 2 * width
@@ -127,8 +169,18 @@ public func batchNormBackwardInput(
         c0[j] = Float(kj * sums[j] * inv)
         c1[j] = Float(kj * sums[width + j] * inv)
     }
+    biasGradient?.update(repeating: 0, count: width)
     for i in 0..<rows {
         let (gi, xi) = (grad + i * width, xhat + i * width)
-        for j in 0..<width { gi[j] = k[j] * gi[j] - c0[j] - c1[j] * xi[j] }
+        if let a = reluOutput, let db = biasGradient {
+            let ai = a + i * width
+            for j in 0..<width {
+                let g = ai[j] > 0 ? k[j] * gi[j] - c0[j] - c1[j] * xi[j] : 0
+                gi[j] = g
+                db[j] += Double(g)
+            }
+        } else {
+            for j in 0..<width { gi[j] = k[j] * gi[j] - c0[j] - c1[j] * xi[j] }
+        }
     }
 }

@@ -1,28 +1,27 @@
 // Dense: the fully-connected layer y = x · W + b, forward and backward.
 //
 // Shapes are row-major: x [n × fanIn], W [fanIn × fanOut], b [fanOut], y [n × fanOut]. Products go
-// through sgemm; only the bias work is a plain loop. These are free functions over raw pointers so
-// the training step can run them on preallocated buffers; they allocate nothing.
+// through oneDNN (MatrixProduct), with the bias and the following ReLU fused into the forward
+// product; only the bias gradient is a plain loop, summed in Double (see Network for why). These
+// are free functions over raw pointers so the training step can run them on preallocated buffers;
+// they allocate nothing once each shape's primitive exists.
 
-/// y = x · W + b.
-public func denseForward(
-    x: UnsafePointer<Float>, rows n: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-    fanIn: Int, fanOut: Int, y: UnsafeMutablePointer<Float>
+/// y = x · W + b, and ReLU when `relu` (the hidden blocks' Dense → ReLU). x and W are Float, or
+/// bfloat16 bit patterns (UInt16) for bf16 products; b and y are always Float.
+public func denseForward<T: ProductOperand>(
+    x: UnsafePointer<T>, rows n: Int, weight: UnsafePointer<T>, bias: UnsafePointer<Float>,
+    fanIn: Int, fanOut: Int, relu: Bool = false, y: UnsafeMutablePointer<Float>
 ) {
     guard n > 0 else { return }
-    // Broadcast the bias into y, then let sgemm accumulate onto it (beta = 1): one pass over y.
-    for i in 0..<n {
-        (y + i * fanOut).update(from: bias, count: fanOut)
-    }
-    sgemm(transA: false, transB: false, m: n, n: fanOut, k: fanIn,
-          alpha: 1, a: x, lda: fanIn, b: weight, ldb: fanOut, beta: 1, c: y, ldc: fanOut)
+    MatrixEngine.shared.forward(x: x, rows: n, weight: weight, bias: bias, fanIn: fanIn, fanOut: fanOut, relu: relu, y: y)
 }
 
 /// Gradients of y = x · W + b given dy: dW = xᵀ · dy (overwritten), and dx = dy · Wᵀ when `dx` is
 /// not nil (the first layer needs no input gradient). The bias gradient db = Σ_rows dy is summed in
-/// Double with `columnSums` by the caller (see Network for why it must be Double).
-public func denseBackward(
-    x: UnsafePointer<Float>, dy: UnsafePointer<Float>, rows n: Int, weight: UnsafePointer<Float>,
+/// Double with `columnSums` by the caller (see Network for why it must be Double). x, dy and W are
+/// Float, or bfloat16 bit patterns (UInt16) for bf16 products; dW and dx are always Float.
+public func denseBackward<T: ProductOperand>(
+    x: UnsafePointer<T>, dy: UnsafePointer<T>, rows n: Int, weight: UnsafePointer<T>,
     fanIn: Int, fanOut: Int,
     dWeight: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?
 ) {
@@ -30,11 +29,9 @@ public func denseBackward(
         dWeight.update(repeating: 0, count: fanIn * fanOut)
         return
     }
-    sgemm(transA: true, transB: false, m: fanIn, n: fanOut, k: n,
-          alpha: 1, a: x, lda: fanIn, b: dy, ldb: fanOut, beta: 0, c: dWeight, ldc: fanOut)
+    MatrixEngine.shared.weightGradient(x: x, dy: dy, rows: n, fanIn: fanIn, fanOut: fanOut, dWeight: dWeight)
     if let dx {
-        sgemm(transA: false, transB: true, m: n, n: fanIn, k: fanOut,
-              alpha: 1, a: dy, lda: fanOut, b: weight, ldb: fanOut, beta: 0, c: dx, ldc: fanIn)
+        MatrixEngine.shared.inputGradient(dy: dy, rows: n, weight: weight, fanIn: fanIn, fanOut: fanOut, dx: dx)
     }
 }
 

@@ -41,9 +41,12 @@ public final class Network {
     public let logits: Buffer<Float>
     let dLogits: Buffer<Float>
     let blocks: [BlockBuffers]
+    /// Number format of the matrix products; with bf16, the copies they read.
+    public let precision: ProductPrecision
+    let bf16: BF16Copies?
 
     /// `riders`: extra Double slots appended to `exactSums` for the caller (see ExactSumsLayout).
-    public init(architecture: Architecture, capacity: Int, riders: Int = 0) {
+    public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32) {
         precondition(capacity > 0)
         self.architecture = architecture
         layout = ParameterLayout(architecture)
@@ -62,6 +65,8 @@ public final class Network {
             BlockBuffers(width: architecture.hidden[$0], capacity: capacity, dropout: architecture.dropoutAfter[$0])
         }
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
+        self.precision = precision
+        bf16 = precision == .bf16 ? BF16Copies(layout: layout, capacity: capacity) : nil
     }
 
     /// Fresh He-initialised parameters and running statistics for `seed`.
@@ -84,6 +89,44 @@ public final class Network {
         l == 0 ? input.pointer : blocks[l - 1].out.pointer
     }
 
+    // MARK: Products
+
+    /// Dense layer `l`'s forward product over `n` rows of its input into `y` (layer `blockCount`
+    /// is the head), with ReLU for hidden blocks. In bf16 the input's copy must be current.
+    func forwardProduct(_ l: Int, rows n: Int, y: UnsafeMutablePointer<Float>) {
+        let slot = l < blocks.count ? layout.dense[l] : layout.head
+        let p = parameters.pointer
+        if let bf16 {
+            denseForward(x: bf16.inputs[l].pointer, rows: n, weight: bf16.parameters.pointer + slot.weight, bias: p + slot.bias,
+                         fanIn: slot.fanIn, fanOut: slot.fanOut, relu: l < blocks.count, y: y)
+        } else {
+            denseForward(x: layerInput(l), rows: n, weight: p + slot.weight, bias: p + slot.bias,
+                         fanIn: slot.fanIn, fanOut: slot.fanOut, relu: l < blocks.count, y: y)
+        }
+    }
+
+    /// Dense layer `l`'s backward products from the gradient `dy` of its output: its weight
+    /// gradient into `gradients`, and the gradient of its input into `dx` (nil for the first layer).
+    func backwardProducts(_ l: Int, rows n: Int, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?) {
+        let slot = l < blocks.count ? layout.dense[l] : layout.head
+        let (p, g) = (parameters.pointer, gradients.pointer)
+        if let bf16 {
+            convertToBF16(dy, count: n * slot.fanOut, into: bf16.gradients[l].pointer)
+            denseBackward(x: bf16.inputs[l].pointer, dy: bf16.gradients[l].pointer, rows: n, weight: bf16.parameters.pointer + slot.weight,
+                          fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: g + slot.weight, dx: dx)
+        } else {
+            denseBackward(x: layerInput(l), dy: dy, rows: n, weight: p + slot.weight,
+                          fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: g + slot.weight, dx: dx)
+        }
+    }
+
+    /// In bf16: refreshes the weights' copy and layer `l`'s input copy (`n` rows) from float32.
+    func refreshBF16(weights: Bool = false, input l: Int? = nil, rows n: Int = 0) {
+        guard let bf16 else { return }
+        if weights { convertToBF16(parameters.pointer, count: layout.count, into: bf16.parameters.pointer) }
+        if let l { convertToBF16(layerInput(l), count: n * architecture.fanIn(l), into: bf16.inputs[l].pointer) }
+    }
+
     // MARK: Training step
 
     /// Forward pass in training mode over `ctx.rows` samples in `input`: batch statistics (global
@@ -91,39 +134,40 @@ public final class Network {
     /// statistics update.
     public func forwardTrain(_ ctx: StepContext, collective: Collective) throws {
         let n = ctx.rows
-        let p = parameters.pointer
-        let sync = ctx.batchNormMode == .sync
+        refreshBF16(weights: true, input: 0, rows: n)
         for (l, b) in blocks.enumerated() {
-            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
-            denseForward(x: layerInput(l), rows: n, weight: p + dense.weight, bias: p + dense.bias,
-                         fanIn: dense.fanIn, fanOut: w, y: b.a.pointer)
-            reluForward(b.a.pointer, count: n * w)
-            batchNormSums(b.a.pointer, rows: n, width: w, into: b.sums.pointer)
-            activeCounts(b.a.pointer, rows: n, width: w, into: b.sums.pointer + 2 * w)
-            if sync {
-                try collective.allreduceSum(b.sums.all)
-            } else {
-                // Local statistics normalise this shard; their sums travel in the fused allreduce
-                // so that every rank can merge the running statistics exactly afterwards.
-                (exactSums.pointer + exactLayout.statistics + statsLayout.mean[l]).update(from: b.sums.pointer, count: 2 * w)
-            }
-            batchNormMoments(sums: b.sums.pointer, count: sync ? ctx.globalBatch : n, width: w,
-                             mean: b.mean.pointer, variance: b.variance.pointer, invStd: b.invStd.pointer)
-            if sync {
-                let r = runningStats.pointer
-                batchNormUpdateRunning(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
-                                       mean: b.mean.pointer, variance: b.variance.pointer, width: w)
-            }
-            batchNormNormalize(b.a.pointer, rows: n, width: w, mean: b.mean.pointer, invStd: b.invStd.pointer,
-                               scale: p + norm.scale, shift: p + norm.shift, xhat: b.xhat.pointer, y: b.out.pointer)
-            if let mask = b.mask {
-                dropoutMask(mask.pointer, rows: n, width: w, firstRow: ctx.firstRow, key: ctx.dropoutKey.with(l), keep: ctx.keep)
-                applyMask(b.out.pointer, mask: mask.pointer, count: n * w)
-            }
+            forwardProduct(l, rows: n, y: b.a.pointer)
+            try normalizeForTraining(l, ctx, collective: collective)
+            refreshBF16(input: l + 1, rows: n)
         }
-        let head = layout.head
-        denseForward(x: layerInput(blocks.count), rows: n, weight: p + head.weight, bias: p + head.bias,
-                     fanIn: head.fanIn, fanOut: head.fanOut, y: logits.pointer)
+        forwardProduct(blocks.count, rows: n, y: logits.pointer)
+    }
+
+    /// Block `l`'s BatchNorm in training mode and its dropout, from its ReLU output `a` to `out`.
+    func normalizeForTraining(_ l: Int, _ ctx: StepContext, collective: Collective) throws {
+        let (b, n, norm) = (blocks[l], ctx.rows, layout.norm[l])
+        let (w, p, sync) = (b.width, parameters.pointer, ctx.batchNormMode == .sync)
+        batchNormSums(b.a.pointer, rows: n, width: w, into: b.sums.pointer, activeCounts: b.sums.pointer + 2 * w)
+        if sync {
+            try collective.allreduceSum(b.sums.all)
+        } else {
+            // Local statistics normalise this shard; their sums travel in the fused allreduce so
+            // that every rank can merge the running statistics exactly afterwards.
+            (exactSums.pointer + exactLayout.statistics + statsLayout.mean[l]).update(from: b.sums.pointer, count: 2 * w)
+        }
+        batchNormMoments(sums: b.sums.pointer, count: sync ? ctx.globalBatch : n, width: w,
+                         mean: b.mean.pointer, variance: b.variance.pointer, invStd: b.invStd.pointer)
+        if sync {
+            let r = runningStats.pointer
+            batchNormUpdateRunning(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
+                                   mean: b.mean.pointer, variance: b.variance.pointer, width: w)
+        }
+        if let mask = b.mask {
+            dropoutMask(mask.pointer, rows: n, width: w, firstRow: ctx.firstRow, key: ctx.dropoutKey.with(l), keep: ctx.keep)
+        }
+        batchNormNormalize(b.a.pointer, rows: n, width: w, mean: b.mean.pointer, invStd: b.invStd.pointer,
+                           scale: p + norm.scale, shift: p + norm.shift, xhat: b.xhat.pointer, y: b.out.pointer,
+                           mask: b.mask?.pointer)
     }
 
     /// Loss of the shard against `labels` and the gradient of the *global-batch mean* loss with
@@ -143,37 +187,33 @@ public final class Network {
     /// `sync` mode each BatchNorm sums Σdy and Σdy·x̂ across ranks for its input gradient.
     public func backward(_ ctx: StepContext, collective: Collective) throws {
         let n = ctx.rows
-        let (p, g, e) = (parameters.pointer, gradients.pointer, exactSums.pointer)
-        let head = layout.head
-        denseBackward(x: layerInput(blocks.count), dy: dLogits.pointer, rows: n, weight: p + head.weight,
-                      fanIn: head.fanIn, fanOut: head.fanOut, dWeight: g + head.weight,
-                      dx: blocks.last?.grad.pointer)
-        columnSums(dLogits.pointer, rows: n, width: head.fanOut, into: e + exactLayout.bias[blocks.count])
+        backwardProducts(blocks.count, rows: n, dy: dLogits.pointer, dx: blocks.last?.grad.pointer)
+        columnSums(dLogits.pointer, rows: n, width: layout.head.fanOut, into: exactSums.pointer + exactLayout.bias[blocks.count])
         for l in stride(from: blocks.count - 1, through: 0, by: -1) {
-            let b = blocks[l]
-            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
-            let dy = b.grad.pointer
-            if let mask = b.mask { applyMask(dy, mask: mask.pointer, count: n * w) }
-            batchNormGradientSums(dy, xhat: b.xhat.pointer, rows: n, width: w, into: b.gradSums.pointer)
-            // This shard's dβ = Σdy and dγ = Σdy·x̂, summed over ranks with the other exact sums.
-            (e + exactLayout.shift[l]).update(from: b.gradSums.pointer, count: w)
-            (e + exactLayout.scale[l]).update(from: b.gradSums.pointer + w, count: w)
-            let sync = ctx.batchNormMode == .sync
-            if sync { try collective.allreduceSum(b.gradSums.all) }
-            batchNormBackwardInput(dy, xhat: b.xhat.pointer, rows: n, width: w, scale: p + norm.scale,
-                                   invStd: b.invStd.pointer, sums: b.gradSums.pointer,
-                                   count: sync ? ctx.globalBatch : n, coefficients: b.coefficients.pointer)
-            reluBackward(dy, output: b.a.pointer, count: n * w)
-            let db = e + exactLayout.bias[l]
-            columnSums(dy, rows: n, width: w, into: db)
-            // Units active on every row normalised together: the bias gradient is exactly zero.
-            let active = b.sums.pointer + 2 * w
-            let together = Double(sync ? ctx.globalBatch : n)
-            for j in 0..<w where active[j] == together { db[j] = 0 }
-            denseBackward(x: layerInput(l), dy: dy, rows: n, weight: p + dense.weight,
-                          fanIn: dense.fanIn, fanOut: w, dWeight: g + dense.weight,
-                          dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
+            try normalizeBackward(l, ctx, collective: collective)
+            backwardProducts(l, rows: n, dy: blocks[l].grad.pointer, dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
         }
+    }
+
+    /// Block `l` backward from the gradient of its output to the gradient of its Dense output (in
+    /// place in `grad`): dropout, BatchNorm (its dγ, dβ into the exact sums), ReLU, and the Dense
+    /// bias gradient in Double.
+    func normalizeBackward(_ l: Int, _ ctx: StepContext, collective: Collective) throws {
+        let (b, n, norm, e) = (blocks[l], ctx.rows, layout.norm[l], exactSums.pointer)
+        let (w, dy, sync) = (b.width, b.grad.pointer, ctx.batchNormMode == .sync)
+        batchNormGradientSums(dy, xhat: b.xhat.pointer, rows: n, width: w, into: b.gradSums.pointer, mask: b.mask?.pointer)
+        // This shard's dβ = Σdy and dγ = Σdy·x̂, summed over ranks with the other exact sums.
+        (e + exactLayout.shift[l]).update(from: b.gradSums.pointer, count: w)
+        (e + exactLayout.scale[l]).update(from: b.gradSums.pointer + w, count: w)
+        if sync { try collective.allreduceSum(b.gradSums.all) }
+        let db = e + exactLayout.bias[l]
+        batchNormBackwardInput(dy, xhat: b.xhat.pointer, rows: n, width: w, scale: parameters.pointer + norm.scale,
+                               invStd: b.invStd.pointer, sums: b.gradSums.pointer, count: sync ? ctx.globalBatch : n,
+                               coefficients: b.coefficients.pointer, reluOutput: b.a.pointer, biasGradient: db)
+        // Units active on every row normalised together: the bias gradient is exactly zero.
+        let active = b.sums.pointer + 2 * w
+        let together = Double(sync ? ctx.globalBatch : n)
+        for j in 0..<w where active[j] == together { db[j] = 0 }
     }
 
     /// After the reductions: copies the per-feature gradients (biases, BatchNorm scales and shifts)
@@ -246,19 +286,17 @@ public final class Network {
     /// Leaves the logits in `logits`.
     public func forwardInference(rows n: Int) {
         let (p, r) = (parameters.pointer, runningStats.pointer)
+        refreshBF16(weights: true, input: 0, rows: n)
         for (l, b) in blocks.enumerated() {
-            let (dense, norm, w) = (layout.dense[l], layout.norm[l], b.width)
-            denseForward(x: layerInput(l), rows: n, weight: p + dense.weight, bias: p + dense.bias,
-                         fanIn: dense.fanIn, fanOut: w, y: b.a.pointer)
-            reluForward(b.a.pointer, count: n * w)
+            let (norm, w) = (layout.norm[l], b.width)
+            forwardProduct(l, rows: n, y: b.a.pointer)
             batchNormInferenceMoments(runningMean: r + statsLayout.mean[l], runningVariance: r + statsLayout.variance[l],
                                       width: w, mean: b.mean.pointer, invStd: b.invStd.pointer)
             batchNormNormalize(b.a.pointer, rows: n, width: w, mean: b.mean.pointer, invStd: b.invStd.pointer,
                                scale: p + norm.scale, shift: p + norm.shift, xhat: nil, y: b.out.pointer)
+            refreshBF16(input: l + 1, rows: n)
         }
-        let head = layout.head
-        denseForward(x: layerInput(blocks.count), rows: n, weight: p + head.weight, bias: p + head.bias,
-                     fanIn: head.fanIn, fanOut: head.fanOut, y: logits.pointer)
+        forwardProduct(blocks.count, rows: n, y: logits.pointer)
     }
 
     // MARK: Input

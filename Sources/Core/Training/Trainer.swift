@@ -52,7 +52,7 @@ public final class Trainer {
         let arch = config.architecture(inputWidth: split.train.width, classCount: FashionMNIST.classCount)
         shard = shardRange(batch: config.batchSize, rank: collective.rank, size: collective.size)
         let largestShard = (config.batchSize + collective.size - 1) / collective.size
-        network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 1)
+        network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 1, precision: config.precision)
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
         optimizer = ShardedAdam(adam: adam, collective: collective)
         stepsPerEpoch = split.train.count / config.batchSize

@@ -23,6 +23,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var valFraction: Double = 0.2
     public var optimizer: AdamVariant = .adam
     public var batchNorm: BatchNormMode = .sync
+    /// Number format of the matrix products (fp32, or bf16 with fp32 accumulation and master weights).
+    public var precision: ProductPrecision = .fp32
 
     public init() {}
 
@@ -48,6 +50,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if let hidden, hidden.isEmpty || hidden.contains(where: { $0 < 1 }) {
             throw TrainerError("--hidden: expected positive layer widths, found \(hidden)")
         }
+        try precision.checkSupported()
     }
 
     /// Checks the settings against the data and the number of ranks.
@@ -72,4 +75,27 @@ public func parseLearningRates(_ text: String) throws -> [Double] {
         rates.append(v)
     }
     return rates
+}
+
+extension TrainingConfig {
+    /// Reads a configuration in which any setting may be missing (a checkpoint or config file
+    /// written before the setting existed, or a partial file): a missing setting takes its default.
+    public init(from decoder: Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ path: WritableKeyPath<TrainingConfig, T>) throws {
+            if let value = try c.decodeIfPresent(T.self, forKey: key) { self[keyPath: path] = value }
+        }
+        try read(.model, \.model)
+        hidden = try c.decodeIfPresent([Int].self, forKey: .hidden)
+        try read(.epochs, \.epochs)
+        try read(.batchSize, \.batchSize)
+        try read(.learningRates, \.learningRates)
+        try read(.dropout, \.dropout)
+        try read(.seed, \.seed)
+        try read(.valFraction, \.valFraction)
+        try read(.optimizer, \.optimizer)
+        try read(.batchNorm, \.batchNorm)
+        try read(.precision, \.precision)
+    }
 }

@@ -20,7 +20,7 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         try withMPIJob { mpi in
-            setBlasThreads(1)
+            setComputeThreads(1)
             var failures = 0
             func report(_ name: String, _ maxError: Double, tolerance: Double) throws {
                 // Every rank must pass: the worst error over the job decides.

@@ -30,7 +30,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write every sample's logits as a float32 .npy file [samples × classes].", valueName: "file"))
     var saveLogits: String?
 
-    @Option(help: "OpenBLAS threads per process (default: cores on the node / ranks on the node).")
+    @Option(help: "Threads per process for the products (default: $OMP_NUM_THREADS, else cores on the node / ranks on the node).")
     var threads: Int?
 
     func run() throws {
@@ -38,7 +38,7 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     func evaluateCheckpoint(mpi: MPICollective) throws {
-        setBlasThreads(threads ?? mpi.defaultThreadsPerRank)
+        setComputeThreads(threads ?? mpi.defaultThreadsPerRank)
         let loaded = try CheckpointAndData.load(checkpoint, flag: "--checkpoint", dataDir: dataDir, mpi: mpi)
         let config = loaded.checkpoint.header.config
         let images = split == .test ? loaded.data.test

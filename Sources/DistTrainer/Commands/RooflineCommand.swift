@@ -1,8 +1,8 @@
 // Roofline: `dist-trainer roofline`, the fastest an epoch could be on this machine.
 //
 // Times exactly the matrix products of one training step of the model (forward, weight gradients,
-// input gradients) on a shard of the global batch, with the BLAS threads a rank would use, and
-// scales to an epoch. Everything else a step does (BatchNorm, dropout, Adam, communication) is
+// input gradients, through oneDNN as training runs them) on a shard of the global batch, with the
+// threads a rank would use, and scales to an epoch. Everything else a step does (BatchNorm, dropout, Adam, communication) is
 // overhead on top of this bound; scripts/bench.sh reports epoch times as a fraction of it.
 import ArgumentParser
 import Core
@@ -16,13 +16,16 @@ struct RooflineCommand: ParsableCommand {
     @Option(help: "The seed's model preset (1, 2, 3).") var model: Int = 2
     @Option(help: "Global minibatch size.") var batchSize: Int = 128
     @Option(help: "Ranks sharing the batch (each computes batch/ranks rows on its own core).") var ranks: Int = 1
-    @Option(help: "BLAS threads.") var threads: Int = 1
+    @Option(help: "Threads of the products.") var threads: Int = 1
     @Option(help: "Training samples per epoch.") var samples: Int = 48_000
     @Option(help: "Pixels per image.") var inputWidth: Int = 784
+    @Option(help: "Number format of the products: fp32, or bf16 (the conversions to bf16 a step needs are timed too).")
+    var precision: ProductPrecision = .fp32
 
     func run() throws {
         guard let preset = ModelPreset(rawValue: model) else { throw ValidationError("--model: expected 1, 2 or 3, found \(model)") }
-        setBlasThreads(threads)
+        do { try precision.checkSupported() } catch let e as TrainerError { throw ValidationError(e.message) }
+        setComputeThreads(threads)
         let arch = preset.architecture(inputWidth: inputWidth, classCount: FashionMNIST.classCount)
         let rows = (batchSize + ranks - 1) / ranks
         let layout = ParameterLayout(arch)
@@ -32,20 +35,31 @@ struct RooflineCommand: ParsableCommand {
         let acts = widths.map { Buffer<Float>(count: rows * $0) }
         let deltas = widths.map { Buffer<Float>(count: rows * $0) }
         for b in acts { for i in 0..<b.count { b.pointer[i] = Float(i % 17) * 0.01 } }
+        // bf16 copies of the weights, activations and deltas (refreshed every step, as training does).
+        let (params16, acts16, deltas16) = (Buffer<UInt16>(count: layout.count), widths.map { Buffer<UInt16>(count: rows * $0) },
+                                            widths.map { Buffer<UInt16>(count: rows * $0) })
+        // One step's products exactly as training runs them (bias and ReLU fused in the forward).
         func step() {
+            let bf16 = precision == .bf16
+            if bf16 { convertToBF16(params.pointer, count: layout.count, into: params16.pointer) }
             for (l, slot) in layout.allDense.enumerated() {
-                sgemm(transA: false, transB: false, m: rows, n: slot.fanOut, k: slot.fanIn, alpha: 1,
-                      a: acts[l].pointer, lda: slot.fanIn, b: params.pointer + slot.weight, ldb: slot.fanOut,
-                      beta: 0, c: acts[l + 1].pointer, ldc: slot.fanOut)
+                let (w, b, y, relu) = (slot.weight, params.pointer + slot.bias, acts[l + 1].pointer, l < arch.blockCount)
+                if bf16 {
+                    convertToBF16(acts[l].pointer, count: rows * slot.fanIn, into: acts16[l].pointer)
+                    denseForward(x: acts16[l].pointer, rows: rows, weight: params16.pointer + w, bias: b, fanIn: slot.fanIn, fanOut: slot.fanOut, relu: relu, y: y)
+                } else {
+                    denseForward(x: acts[l].pointer, rows: rows, weight: params.pointer + w, bias: b, fanIn: slot.fanIn, fanOut: slot.fanOut, relu: relu, y: y)
+                }
             }
             for (l, slot) in layout.allDense.enumerated().reversed() {
-                sgemm(transA: true, transB: false, m: slot.fanIn, n: slot.fanOut, k: rows, alpha: 1,
-                      a: acts[l].pointer, lda: slot.fanIn, b: deltas[l + 1].pointer, ldb: slot.fanOut,
-                      beta: 0, c: grads.pointer + slot.weight, ldc: slot.fanOut)
-                if l > 0 {
-                    sgemm(transA: false, transB: true, m: rows, n: slot.fanIn, k: slot.fanOut, alpha: 1,
-                          a: deltas[l + 1].pointer, lda: slot.fanOut, b: params.pointer + slot.weight, ldb: slot.fanOut,
-                          beta: 0, c: deltas[l].pointer, ldc: slot.fanIn)
+                let (dW, dx) = (grads.pointer + slot.weight, l > 0 ? deltas[l].pointer : nil)
+                if bf16 {
+                    convertToBF16(deltas[l + 1].pointer, count: rows * slot.fanOut, into: deltas16[l + 1].pointer)
+                    denseBackward(x: acts16[l].pointer, dy: deltas16[l + 1].pointer, rows: rows, weight: params16.pointer + slot.weight,
+                                  fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: dW, dx: dx)
+                } else {
+                    denseBackward(x: acts[l].pointer, dy: deltas[l + 1].pointer, rows: rows, weight: params.pointer + slot.weight,
+                                  fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: dW, dx: dx)
                 }
             }
         }
@@ -61,7 +75,8 @@ struct RooflineCommand: ParsableCommand {
             let (l, s) = e
             return total + 2 * Double(rows * s.fanIn * s.fanOut) * (l > 0 ? 3 : 2)
         }
-        print(String(format: "roofline model %@ shard %d rows x %d threads: %.3f ms/step, %.1f GFLOP/s, %.3f s/epoch (%d steps)",
-                     arch.widthsDescription, rows, threads, best * 1e3, flops / best / 1e9, best * Double(steps), steps))
+        print(String(format: "roofline model %@ shard %d rows x %d threads, %@ (%@): %.3f ms/step, %.1f GFLOP/s, %.3f s/epoch (%d steps)",
+                     arch.widthsDescription, rows, threads, precision.rawValue, matrixLibraryDescription(), best * 1e3, flops / best / 1e9,
+                     best * Double(steps), steps))
     }
 }

@@ -23,7 +23,7 @@ struct SummarizeCommand: ParsableCommand {
 
     func run() throws {
         try withMPIJob { mpi in
-            setBlasThreads(mpi.defaultThreadsPerRank)
+            setComputeThreads(mpi.defaultThreadsPerRank)
             var rows: [SweepRow] = []
             try mpi.agreeing {
                 guard mpi.rank == 0 else { return }

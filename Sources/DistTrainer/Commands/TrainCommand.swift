@@ -10,6 +10,7 @@ import Foundation
 
 extension AdamVariant: ExpressibleByArgument {}
 extension BatchNormMode: ExpressibleByArgument {}
+extension ProductPrecision: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -63,7 +64,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "BatchNorm statistics across ranks: sync (global batch; rank-count invariant) or local (per shard, as PyTorch DDP). (default: sync)")
     var bn: BatchNormMode?
 
-    @Option(help: ArgumentHelp("OpenBLAS threads per process.", discussion: "Default: all cores for a single process; under mpirun, cores on the node / ranks on the node, at most the cores the rank is bound to (at least 1)."))
+    @Option(help: "Number format of the matrix products: fp32, or bf16 (bfloat16 products with fp32 accumulation, master weights and optimizer, as PyTorch's CPU autocast; needs AVX512_BF16 or AMX). (default: fp32)")
+    var precision: ProductPrecision?
+
+    @Option(help: ArgumentHelp("Threads per process for the products (oneDNN's OpenMP threads).", discussion: "Default: $OMP_NUM_THREADS if set; else all cores for a single process, and under mpirun cores on the node / ranks on the node, at most the cores the rank is bound to (at least 1)."))
     var threads: Int?
 
     @Option(help: ArgumentHelp("Directory for config, metrics, checkpoints, summary and confusion matrices.", discussion: "Default: runs/<timestamp>.", valueName: "dir"))
@@ -100,6 +104,7 @@ struct TrainCommand: ParsableCommand {
         try apply("--val-fraction", valFraction, \.valFraction) { String($0) }
         try apply("--optimizer", optimizer, \.optimizer) { $0.rawValue }
         try apply("--bn", bn, \.batchNorm) { $0.rawValue }
+        try apply("--precision", precision, \.precision) { $0.rawValue }
         if let epochs {
             if let base, epochs < base.epochs {
                 throw TrainerError("--epochs \(epochs): the run in \(source) was set to \(base.epochs) epochs; a resumed run may only raise it")
@@ -131,8 +136,8 @@ struct TrainCommand: ParsableCommand {
     func train(mpi: MPICollective) throws {
         mpi.startWatchdog(timeout: collectiveTimeout)
         let resumePoint = try resume.map { try ResumePoint.read(runDirectory: $0, mpi: mpi) }
-        let threads = threadsPerRank(mpi: mpi, resuming: resumePoint)
-        setBlasThreads(threads)
+        let threads = threadsPerRank(mpi: mpi)
+        setComputeThreads(threads)
         let setup = try mpi.agreeing { try TrainingSetup.prepare(flags: self, resuming: resumePoint, mpi: mpi, threads: threads) }
         let trainer = try mpi.agreeing { try makeTrainer(setup, resuming: resumePoint, mpi: mpi) }
         let reporter = mpi.rank == 0 ? RunReporter(setup: setup, trainer: trainer, resumedFrom: resumePoint) : nil
@@ -144,15 +149,11 @@ struct TrainCommand: ParsableCommand {
         try reporter?.finish(trainer: trainer, validation: validation, test: test, memory: memory)
     }
 
-    /// BLAS threads per rank: --threads, else the rank's share of its node's cores. OpenBLAS rounds
-    /// differently with another thread count, so a resume on the same number of ranks keeps the
-    /// run's threads (unless told otherwise) to stay bitwise identical.
-    func threadsPerRank(mpi: MPICollective, resuming point: ResumePoint?) -> Int {
-        if let threads { return threads }
-        if let header = point?.checkpoint.header, header.ranks == mpi.size, let saved = header.threadsPerRank, saved > 0 {
-            return saved
-        }
-        return mpi.defaultThreadsPerRank
+    /// Threads per rank for the products: --threads, else the default (see MPICollective). The
+    /// results do not depend on it (oneDNN's kernels give the same bits with any thread count), so a
+    /// resumed run uses the threads of the job that resumes it.
+    func threadsPerRank(mpi: MPICollective) -> Int {
+        threads ?? mpi.defaultThreadsPerRank
     }
 
     /// The trainer for `setup`, restored to the resume point if there is one.

@@ -3,7 +3,7 @@
 // MPI is initialised once per process (as a singleton of size 1 when the binary is started without
 // mpirun), errors are returned rather than aborting (MPI_ERRORS_RETURN) and every return code is
 // turned into a TrainerError carrying MPI's own error string. Only the main thread calls MPI
-// (OpenBLAS's threads never do), so MPI_THREAD_FUNNELED is all we ask for.
+// (oneDNN's OpenMP threads never do), so MPI_THREAD_FUNNELED is all we ask for.
 //
 // Not here: the training loop (Core/Trainer) and anything about files.
 import CMPI
@@ -71,11 +71,15 @@ final class MPICollective: Collective, CommunicationTiming {
         }
     }
 
-    /// The BLAS threads a rank should use by default: the node's cores shared among its ranks, but
-    /// never more than the cores this process may run on (mpirun binds each rank to one core when
-    /// there are at most two ranks, and more threads than allowed cores would only fight).
+    /// The threads a rank uses for the products unless told otherwise: the user's OMP_NUM_THREADS
+    /// when set (oneDNN's OpenMP variable), else the node's cores shared among its ranks, but never
+    /// more than the cores this process may run on (mpirun binds each rank to one core when there
+    /// are at most two ranks, and more threads than allowed cores would only fight).
     var defaultThreadsPerRank: Int {
-        max(1, min(ProcessInfo.processInfo.activeProcessorCount / localSize, allowedCPUCount()))
+        if let value = ProcessInfo.processInfo.environment["OMP_NUM_THREADS"]?.split(separator: ",").first.flatMap({ Int($0) }), value > 0 {
+            return value
+        }
+        return max(1, min(ProcessInfo.processInfo.activeProcessorCount / localSize, allowedCPUCount()))
     }
 
     /// From now on, a collective that waits longer than `timeout` seconds ends the process with a

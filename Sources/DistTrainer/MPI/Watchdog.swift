@@ -90,14 +90,16 @@ final class Watchdog: @unchecked Sendable {
     }
 
     /// One line on stderr, then the process ends (MPI cannot be shut down from here), `after`
-    /// seconds unless the launcher ends it first. Across hosts that pause matters: when a host's
-    /// link is lost, a rank that exits makes its launcher daemon send a report over the dead link,
-    /// and a TCP connection with data in flight waits out retransmissions for many minutes instead
-    /// of failing on its keepalive; so the daemons get the time to notice the lost host with their
-    /// keepalive first (scripts/ set it to a few seconds) and end the job cleanly.
+    /// seconds later unless the launcher stops it first. Across hosts that pause matters: when a
+    /// host's link is lost, a rank that exits makes its launcher daemon send a report over the dead
+    /// link, and a TCP connection with data in flight waits out retransmissions for many minutes
+    /// instead of failing on its keepalive; so the daemons get the time to notice the lost host
+    /// with their keepalive first (scripts/ set it to a few seconds). Once they have, they stop the
+    /// ranks with SIGTERM, and the pause ends at once.
     private func end(_ message: String, code: Int32, after: Double = 0) -> Never {
         FileHandle.standardError.write(Data("dist-trainer: error: \(who): \(message)\n".utf8))
-        if after > 0 { usleep(UInt32(after * 1e6)) }
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(after, 0) * 1e9)
+        while DispatchTime.now().uptimeNanoseconds < deadline && !StopSignal.requested() { usleep(50_000) }
         _exit(code)
     }
 }

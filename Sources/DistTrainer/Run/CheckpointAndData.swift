@@ -25,7 +25,7 @@ struct CheckpointAndData {
             guard data.train.width == arch.inputWidth else {
                 throw TrainerError("\(path): model takes \(arch.inputWidth) pixels per image, the data in \(dir) has \(data.train.width)")
             }
-            return CheckpointAndData(checkpoint: checkpoint, network: checkpoint.network(capacity: Trainer.evaluationChunk), data: data)
+            return CheckpointAndData(checkpoint: checkpoint, network: try checkpoint.network(capacity: Trainer.evaluationChunk), data: data)
         }
     }
 }

@@ -23,6 +23,7 @@ struct RunConfigFile: Codable, Equatable {
     var valFraction: Double
     var optimizer: AdamVariant
     var batchNorm: BatchNormMode
+    var precision: ProductPrecision
     // The job and the data.
     var ranks: Int
     var hosts: Int
@@ -50,6 +51,7 @@ struct RunConfigFile: Codable, Equatable {
         valFraction = c.valFraction
         optimizer = c.optimizer
         batchNorm = c.batchNorm
+        precision = c.precision
         ranks = job.ranks
         hosts = job.hosts
         threadsPerRank = job.threadsPerRank

@@ -32,8 +32,9 @@ final class RunReporter: TrainingObserver {
         let (job, config, arch) = (setup.job, setup.config, trainer.network.architecture)
         func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
         console.line("dist-trainer: \(plural(job.ranks, "rank")) on \(plural(job.hosts, "host")), "
-            + "\(plural(job.threadsPerRank, "BLAS thread")) per rank, BN \(config.batchNorm.rawValue), "
+            + "\(plural(job.threadsPerRank, "thread")) per rank (\(matrixLibraryDescription())), BN \(config.batchNorm.rawValue), "
             + "model \(arch.widthsDescription) (\(trainer.network.layout.count) parameters), optimizer \(config.optimizer.rawValue), "
+            + "\(config.precision.rawValue) products, "
             + "built for CPU \(String(cString: dist_trainer_target_cpu()))")
         console.line("data: \(setup.dataDirectory): \(setup.split.train.count) train / \(setup.split.validation.count) validation / \(setup.test.count) test; "
             + "batch \(config.batchSize), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")

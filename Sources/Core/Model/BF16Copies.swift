@@ -1,0 +1,22 @@
+// BF16Copies: the bfloat16 copies of what a Network's products read when it computes in bf16 —
+// the weights, each layer's input and each layer's output gradient — and the points where they are
+// refreshed from their float32 originals.
+//
+// The float32 values stay the masters (parameters, activations and gradients everywhere else, Adam
+// and the reductions all in float32 or Double); only the products see bf16, as in PyTorch's CPU
+// autocast. Storage only; the Network decides when to convert.
+
+final class BF16Copies {
+    /// All parameters (only the Dense weights are read).
+    let parameters: Buffer<UInt16>
+    /// The input of dense layer l (l = 0: the images; l > 0: hidden block l − 1's output).
+    let inputs: [Buffer<UInt16>]
+    /// The gradient with respect to dense layer l's output (pre-activation of a block, logits of the head).
+    let gradients: [Buffer<UInt16>]
+
+    init(layout: ParameterLayout, capacity: Int) {
+        parameters = Buffer(count: layout.count)
+        inputs = layout.allDense.map { Buffer(count: capacity * $0.fanIn) }
+        gradients = layout.allDense.map { Buffer(count: capacity * $0.fanOut) }
+    }
+}

@@ -11,6 +11,7 @@
 // This file owns oneDNN's engine, stream and primitives; it is not a tensor library. Threads are
 // OpenMP's (oneDNN is built on libgomp): `setComputeThreads` sets them for the whole process.
 import CDNNL
+import Foundation
 
 /// Number format of the matrix products.
 public enum ProductPrecision: String, Codable, CaseIterable, Sendable {
@@ -114,9 +115,12 @@ final class MatmulPrimitive {
     }
 }
 
-/// The process's oneDNN engine, stream and primitives. Used by one thread (the main thread).
+/// The process's oneDNN engine, stream and primitives. Training calls it from one thread; a lock
+/// makes concurrent callers (the tests' in-process ranks) take turns, since a primitive's memory
+/// objects are pointed at the caller's buffers for the duration of a call.
 public final class MatrixEngine: @unchecked Sendable {
     public static let shared = MatrixEngine()
+    private let lock = NSLock()
 
     private let engine: dnnl_engine_t
     private let stream: dnnl_stream_t
@@ -160,6 +164,8 @@ public final class MatrixEngine: @unchecked Sendable {
     /// y [rows × fanOut] = act(x [rows × fanIn] · W [fanIn × fanOut] + b).
     public func forward<T: ProductOperand>(x: UnsafePointer<T>, rows: Int, weight: UnsafePointer<T>, bias: UnsafePointer<Float>,
                                            fanIn: Int, fanOut: Int, relu: Bool, y: UnsafeMutablePointer<Float>) {
+        lock.lock()
+        defer { lock.unlock() }
         primitive(.forward(relu: relu), rows: rows, fanIn: fanIn, fanOut: fanOut, precision: T.precision)
             .run(x, weight, bias, y, stream: stream)
     }
@@ -167,12 +173,16 @@ public final class MatrixEngine: @unchecked Sendable {
     /// dW [fanIn × fanOut] = xᵀ · dy (overwritten).
     public func weightGradient<T: ProductOperand>(x: UnsafePointer<T>, dy: UnsafePointer<T>, rows: Int, fanIn: Int, fanOut: Int,
                                                   dWeight: UnsafeMutablePointer<Float>) {
+        lock.lock()
+        defer { lock.unlock() }
         primitive(.weightGradient, rows: rows, fanIn: fanIn, fanOut: fanOut, precision: T.precision).run(x, dy, dWeight, stream: stream)
     }
 
     /// dx [rows × fanIn] = dy · Wᵀ (overwritten).
     public func inputGradient<T: ProductOperand>(dy: UnsafePointer<T>, rows: Int, weight: UnsafePointer<T>, fanIn: Int, fanOut: Int,
                                                  dx: UnsafeMutablePointer<Float>) {
+        lock.lock()
+        defer { lock.unlock() }
         primitive(.inputGradient, rows: rows, fanIn: fanIn, fanOut: fanOut, precision: T.precision).run(dy, weight, dx, stream: stream)
     }
 

@@ -18,6 +18,12 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Global batch of the sharded-gradient check (at least the number of ranks).")
     var batchSize: Int = 37
 
+    @Flag(help: "Also measure the network: latency and bandwidth between rank 0 and every other rank, and a small allreduce's latency.")
+    var network = false
+
+    @Flag(help: "With --network: print the measurement as one JSON object (for scripts/scaling_model.py).")
+    var json = false
+
     func run() throws {
         try withMPIJob { mpi in
             setComputeThreads(1)
@@ -39,7 +45,20 @@ struct CheckCommand: ParsableCommand {
             }
             if failures > 0 { throw TrainerError("\(failures) check(s) failed", agreed: true) }
             if mpi.rank == 0 { print("all checks passed") }
+            if network { try reportNetwork(mpi) }
         }
+    }
+
+    /// `--network`: latency and bandwidth to every rank, and a small allreduce's latency.
+    func reportNetwork(_ mpi: MPICollective) throws {
+        let m = try mpi.probeNetwork()
+        guard mpi.rank == 0 else { return }
+        if json { return print(try JSONCoding.text(m)) }
+        for l in m.links {
+            print(String(format: "network: rank 0 (%@) <-> rank %d (%@): latency %.1f µs, bandwidth %.2f GB/s",
+                         mpi.hostNames[0], l.rank, l.host, l.latency * 1e6, l.bandwidth / 1e9))
+        }
+        print(String(format: "network: 8-byte allreduce over %d ranks: %.1f µs", m.ranks, m.smallAllreduce * 1e6))
     }
 
     /// Sums, min/max and broadcasts with values whose exact results are known.

@@ -22,7 +22,9 @@ final class MPICollective: Collective, CommunicationTiming {
     /// Each rank's host name (index = rank), for messages that name a rank's machine.
     let hostNames: [String]
     private(set) var secondsInCollectives = 0.0
-    private let world: MPI_Comm
+    /// Calls and seconds per operation (index = CollectiveOperation raw value).
+    private var totals = [OperationTotal](repeating: OperationTotal(), count: CollectiveOperation.allCases.count)
+    let world: MPI_Comm
     private var finalized = false
     /// Started by `startWatchdog`; nil until then (and when the timeout is 0).
     private var watchdog: Watchdog?
@@ -197,9 +199,16 @@ final class MPICollective: Collective, CommunicationTiming {
         watchdog?.enter(operation, elements: elements)
         defer {
             watchdog?.leave()
-            secondsInCollectives += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            secondsInCollectives += seconds
+            totals[operation.rawValue].calls += 1
+            totals[operation.rawValue].seconds += seconds
         }
         try body()
+    }
+
+    var operationTotals: [String: OperationTotal] {
+        Dictionary(uniqueKeysWithValues: CollectiveOperation.allCases.filter { totals[$0.rawValue].calls > 0 }.map { ($0.name, totals[$0.rawValue]) })
     }
 
     /// Throws a TrainerError with MPI's error string unless `code` is MPI_SUCCESS.

@@ -66,7 +66,8 @@ final class RunReporter: TrainingObserver {
         let summary = RunSummary(
             best: .init(best.record), validation: EvaluationSummary(validation), test: EvaluationSummary(test),
             epochSecondsMedian: epochSeconds, divergedLrs: trainer.diverged.map { setup.config.learningRates[$0] },
-            ranks: setup.job.ranks, peakRssMb: .init(minOverRanks: memory.min, maxOverRanks: memory.max))
+            ranks: setup.job.ranks, peakRssMb: .init(minOverRanks: memory.min, maxOverRanks: memory.max),
+            collectives: trainer.collective.operationTotals)
         try RunFiles.writeConfusion(validation.confusion, to: directory + "/" + RunFiles.validationConfusion)
         try RunFiles.writeConfusion(test.confusion, to: directory + "/" + RunFiles.testConfusion)
         try RunFiles.writeJSON(summary, to: directory, RunFiles.summary)

@@ -37,6 +37,8 @@ struct RunSummary: Codable, Equatable {
     var divergedLrs: [Double]
     var ranks: Int
     var peakRssMb: Memory
+    /// Rank 0's collectives over the whole run: calls and seconds per kind (empty for one process).
+    var collectives: [String: OperationTotal]?
 }
 
 /// A model's loss, accuracy, macro-F1 and confusion matrix on one split, as the run files store it.

@@ -3,7 +3,7 @@
 //
 // Targets:
 //   CDNNL, CZlib, CMPI  system libraries (oneDNN, zlib, Open MPI), each behind a tiny shim header
-//   CPUCheck             refuses to start on a CPU without the vector level the build targets
+//   BuildInfo            refuses to start on a CPU without the build's vector level; the revision
 //   Core                 the math, data, metrics and training loop; never imports MPI
 //   DistTrainer          the `dist-trainer` executable: CLI, MPI collective, files
 import PackageDescription
@@ -17,8 +17,8 @@ import PackageDescription
 // (skylake-avx512: F, CD, BW, DQ, VL, which Intel since Skylake-SP and AMD since Zen 4 have) or AVX2
 // and FMA (haswell), else the baseline. Nodes of a cluster run the binary of one build, so
 // DIST_TRAINER_TARGET_CPU sets the CPU for the oldest one among them (haswell, x86-64, znver4, ...;
-// "" for the compiler's default). The CPUCheck target refuses, with one line, to start on a CPU
-// that lacks what the build needs instead of dying on an illegal instruction.
+// "" for the compiler's default). The BuildInfo target refuses, with one line, to start on a CPU
+// that lacks what the build needs instead of dying on an illegal instruction (BuildInfo).
 import Foundation
 
 /// The CPU to compile for on this machine (its x86-64 level, v4 or v3), from /proc/cpuinfo's flags.
@@ -60,15 +60,16 @@ let package = Package(
         .systemLibrary(
             name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
             providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]),
-        // Checks the CPU has the level the Swift code was built for (compiled for the baseline).
+        // The build's facts: the CPU level the Swift code targets (checked at start-up; this C
+        // target is compiled for the baseline) and the source revision.
         .target(
-            name: "CPUCheck",
+            name: "BuildInfo",
             cSettings: [.define("DIST_TRAINER_TARGET_CPU", to: "\"\(targetCPU.isEmpty ? "default" : targetCPU)\"", .when(configuration: .release))]),
         .target(name: "Core", dependencies: ["CDNNL", "CZlib"], swiftSettings: fastMath),
         .executableTarget(
             name: "DistTrainer",
             dependencies: [
-                "Core", "CMPI", "CPUCheck",
+                "Core", "CMPI", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

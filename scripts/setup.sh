@@ -47,6 +47,12 @@ source "$ROOT/scripts/mpi-env.sh"
 
 # --- Build ------------------------------------------------------------------------------------
 if [ "${DIST_TRAINER_SKIP_BUILD:-0}" != 1 ]; then
+    # The source revision for `dist-trainer --version`, config.json and checkpoints (rewritten only
+    # when it changes, so an unchanged tree does not rebuild).
+    revision="$(git -C "$ROOT" describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)"
+    line="#define DIST_TRAINER_REVISION \"$revision\""
+    header="$ROOT/Sources/BuildInfo/generated_revision.h"
+    [ "$(cat "$header" 2>/dev/null)" = "$line" ] || echo "$line" >"$header"
     say "building release (log: .build/setup-build.log)"
     mkdir -p .build
     if ! swift build -c release --product dist-trainer --static-swift-stdlib >.build/setup-build.log 2>&1; then

@@ -544,6 +544,7 @@ final class GradientCheckTests: XCTestCase {
         func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) { throw Unsupported() }
         func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws { throw Unsupported() }
         func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws { throw Unsupported() }
+        func allreduceSumCompressed(_ buffer: UnsafeMutableBufferPointer<Float>, format: GradientCompression) throws { throw Unsupported() }
         func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws { throw Unsupported() }
         func broadcast(_ bytes: inout [UInt8], root: Int) throws { throw Unsupported() }
         func barrier() throws { _ = try hub.allreduce(rank: rank, []) }

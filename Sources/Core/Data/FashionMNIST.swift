@@ -134,11 +134,12 @@ public enum FashionMNIST {
     static func readDataFile(directory: String, name: String) throws -> [UInt8] {
         let gzPath = directory + "/" + name + ".gz"
         let plainPath = directory + "/" + name
-        let fm = FileManager.default
-        if fm.fileExists(atPath: gzPath) {
+        // lstat, not fileExists: a dangling link or a loop of links is there, and reading it says why.
+        func present(_ path: String) -> Bool { var info = stat(); return lstat(path, &info) == 0 }
+        if present(gzPath) {
             return try gunzip(readFile(gzPath), name: name + ".gz")
         }
-        if fm.fileExists(atPath: plainPath) {
+        if present(plainPath) {
             let bytes = try readFile(plainPath)
             return isGzip(bytes) ? try gunzip(bytes, name: name) : bytes
         }

@@ -22,6 +22,10 @@ public protocol Collective: AnyObject {
     /// `buffer[partition.range(rank)]` holds the sum of that part over all ranks, and the rest of
     /// `buffer` is unspecified.
     func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws
+    /// Replaces `buffer` on every rank by the element-wise sum over all ranks, with the values
+    /// travelling in 16 bits (`format`, not `.none`): afterwards every rank holds the identical sum,
+    /// rounded to the format.
+    func allreduceSumCompressed(_ buffer: UnsafeMutableBufferPointer<Float>, format: GradientCompression) throws
     /// Every rank contributes its part of `buffer` (per `partition`, in place); afterwards every rank
     /// holds every part.
     func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws

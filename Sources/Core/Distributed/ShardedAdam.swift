@@ -1,7 +1,18 @@
 // ShardedAdam: the data-parallel optimizer step with Adam's work split across ranks (ZeRO stage 1).
 //
 // Communication and update only; Adam's arithmetic is AdamState.update (Training/Adam.swift) and
-// the split of the flat buffer is Partition.
+// the split of the flat buffer is Partition. The exact default; with gradient compression the step
+// is ReplicatedAdam's.
+
+/// The optimizer step of a data-parallel job: reduces the weight gradients and updates the
+/// parameters identically on every rank.
+public protocol DataParallelOptimizer: AnyObject {
+    var adam: AdamState { get }
+    /// One step with learning rate `lr` from the network's local gradients (collective).
+    func step(_ network: Network, collective: Collective, lr: Float) throws
+    /// Makes Adam's moments current on every rank, for checkpoints (collective).
+    func gatherMoments(collective: Collective) throws
+}
 
 /// The data-parallel optimizer step with the work split across ranks (ZeRO stage 1): the weight
 /// gradients are reduce-scattered, so each rank receives the global sum of its part only; it adds
@@ -10,7 +21,7 @@
 /// followed by an allgather), but each rank does 1/N of Adam's work, which is memory-bound and
 /// otherwise repeated identically on every rank. Moments stay full-size on every rank (only this
 /// rank's part is current) and are gathered before a checkpoint.
-public final class ShardedAdam {
+public final class ShardedAdam: DataParallelOptimizer {
     public let adam: AdamState
     public let partition: Partition
     public let rank: Int

@@ -5,6 +5,8 @@
 /// The trivial collective of a job with one process: every operation is the identity.
 public final class SingleProcess: Collective {
     public init() {}
+    /// Scratch of `allreduceSumCompressed`'s rounding, grown once to the largest buffer.
+    private var scratch = Buffer<UInt16>(count: 0)
     public var rank: Int { 0 }
     public var size: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
@@ -12,6 +14,10 @@ public final class SingleProcess: Collective {
     public func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) { (value, value) }
     public func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {}
     public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {}
+    public func allreduceSumCompressed(_ buffer: UnsafeMutableBufferPointer<Float>, format: GradientCompression) throws {
+        if scratch.count < buffer.count { scratch = Buffer(count: buffer.count) }
+        format.round(buffer, scratch: scratch.pointer)
+    }
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {}
     public func broadcast(_ bytes: inout [UInt8], root: Int) throws {}
     public func barrier() throws {}

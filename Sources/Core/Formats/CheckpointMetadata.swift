@@ -30,15 +30,18 @@ public struct CheckpointHeader: Equatable, Sendable {
     public var dataDirectory: String?
     public var ranks: Int?
     public var threadsPerRank: Int?
+    /// The program that wrote it, with version and source revision.
+    public var producer: String?
 
     public init(kind: CheckpointKind, architecture: Architecture, config: TrainingConfig,
-                dataDirectory: String? = nil, ranks: Int? = nil, threadsPerRank: Int? = nil) {
+                dataDirectory: String? = nil, ranks: Int? = nil, threadsPerRank: Int? = nil, producer: String? = nil) {
         self.kind = kind
         self.architecture = architecture
         self.config = config
         self.dataDirectory = dataDirectory
         self.ranks = ranks
         self.threadsPerRank = threadsPerRank
+        self.producer = producer
     }
 
     /// The header as metadata entries.
@@ -52,6 +55,7 @@ public struct CheckpointHeader: Equatable, Sendable {
         m["data_dir"] = dataDirectory
         m["ranks"] = ranks.map(String.init)
         m["threads_per_rank"] = threadsPerRank.map(String.init)
+        m["dist_trainer_version"] = producer
         return m
     }
 
@@ -69,13 +73,20 @@ public struct CheckpointHeader: Equatable, Sendable {
             throw TrainerError("\(path): metadata 'kind' is '\(kindText)', expected 'best' or 'last'")
         }
         let arch = try file.decodeMetadata(Architecture.self, key: "architecture", path: path)
-        guard arch.hidden.count == arch.dropoutAfter.count, arch.inputWidth > 0, arch.classCount > 1,
-              arch.hidden.allSatisfy({ $0 > 0 }) else {
-            throw TrainerError("\(path): metadata 'architecture' describes an impossible network (\(arch.widthsDescription))")
+        // Sized from a file: every count must fit the tensors the file really holds before any
+        // buffer is allocated from it.
+        let floats = file.tensors.reduce(0) { $0 + $1.values.count }
+        guard arch.hidden.count == arch.dropoutAfter.count, arch.inputWidth > 0, arch.classCount > 1, arch.blockCount <= 64,
+              arch.hidden.allSatisfy({ $0 > 0 }), arch.parameterCount(limit: floats) != nil else {
+            throw TrainerError("\(path): metadata 'architecture' describes an impossible network (\(arch.widthsDescription)) for the \(floats) values the file holds")
         }
-        self.init(kind: kind, architecture: arch, config: try file.decodeMetadata(TrainingConfig.self, key: "config", path: path),
+        let config = try file.decodeMetadata(TrainingConfig.self, key: "config", path: path)
+        do { try config.validateValues() } catch let e as TrainerError {
+            throw TrainerError("\(path): metadata 'config' is not valid (\(e.message))")
+        }
+        self.init(kind: kind, architecture: arch, config: config,
                   dataDirectory: file.metadata["data_dir"], ranks: file.metadata["ranks"].flatMap { Int($0) },
-                  threadsPerRank: file.metadata["threads_per_rank"].flatMap { Int($0) })
+                  threadsPerRank: file.metadata["threads_per_rank"].flatMap { Int($0) }, producer: file.metadata["dist_trainer_version"])
     }
 }
 
@@ -150,5 +161,36 @@ extension SafetensorsFile {
     /// The metadata entry `key` decoded from JSON; one line naming the file and key otherwise.
     func decodeMetadata<T: Decodable>(_ type: T.Type, key: String, path: String) throws -> T {
         try JSONCoding.decode(type, from: Array(try metadata(key, file: path).utf8), what: "\(path): metadata '\(key)'")
+    }
+}
+
+extension SweepState {
+    /// Checks every position, index and count against the configuration the run is resumed with
+    /// (a checkpoint is a file, and a file can say anything); one line naming `path` otherwise.
+    func validate(config: TrainingConfig, savedEpochs: Int, stepsPerEpoch: Int, path: String) throws {
+        func bad(_ what: String) -> TrainerError { TrainerError("\(path): checkpoint \(what)") }
+        let rates = config.learningRates.count
+        let p = position
+        guard (0...rates).contains(p.lrIndex) else { throw bad("position is at learning rate index \(p.lrIndex), expected 0...\(rates)") }
+        guard (0...savedEpochs).contains(p.epochsDone) else { throw bad("position has \(p.epochsDone) epochs done, expected 0...\(savedEpochs)") }
+        guard (0..<max(stepsPerEpoch, 1)).contains(p.stepInEpoch) else {
+            throw bad("position is at step \(p.stepInEpoch) of an epoch, expected 0..<\(stepsPerEpoch)")
+        }
+        for (name, value) in [("loss sum", p.epochLossSum), ("accuracy sum", p.epochAccuracySum), ("train seconds", p.epochTrainSeconds),
+                              ("communication seconds", p.epochCommunicationSeconds)] where !(value.isFinite && value >= 0) {
+            throw bad("position's \(name) is \(value), expected a finite value ≥ 0")
+        }
+        guard optimizerStep >= 0, optimizerStep <= savedEpochs * max(stepsPerEpoch, 1) + 1 else {
+            throw bad("optimizer step count is \(optimizerStep), expected 0...\(savedEpochs * max(stepsPerEpoch, 1))")
+        }
+        guard Set(diverged).count == diverged.count, diverged.allSatisfy({ (0..<rates).contains($0) && $0 <= p.lrIndex }) else {
+            throw bad("lists abandoned learning rates \(diverged), expected distinct indices below \(min(p.lrIndex + 1, rates))")
+        }
+        for r in history + (best.map { [$0] } ?? []) {
+            guard (0..<rates).contains(r.lrIndex), (1...savedEpochs).contains(r.epoch),
+                  [r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1].allSatisfy({ !$0.isNaN }) else {
+                throw bad("history has an impossible epoch record (learning rate index \(r.lrIndex), epoch \(r.epoch))")
+            }
+        }
     }
 }

@@ -22,13 +22,16 @@ public func isGzip(_ data: [UInt8]) -> Bool {
 /// - Parameters:
 ///   - data: the compressed bytes.
 ///   - name: how to name the input in error messages, e.g. "train-images-idx3-ubyte.gz".
-/// - Throws: `TrainerError` naming `name` if the data is not gzip, is truncated, is corrupt, or is
-///   followed by something that is not another gzip member.
-public func gunzip(_ data: [UInt8], name: String) throws -> [UInt8] {
+///   - limit: the most bytes the content may inflate to (a small file that claims gigabytes —
+///     a "zip bomb" — is refused before it exhausts memory); 1 GiB by default, twenty times the
+///     largest Fashion-MNIST file.
+/// - Throws: `TrainerError` naming `name` if the data is not gzip, is truncated, is corrupt, is
+///   followed by something that is not another gzip member, or inflates beyond `limit`.
+public func gunzip(_ data: [UInt8], name: String, limit: Int = 1 << 30) throws -> [UInt8] {
     guard isGzip(data) else {
         throw TrainerError("\(name): not a gzip file (first bytes \(hexPrefix(data, 8)), expected 1f 8b)")
     }
-    let inflater = try Inflater(name: name)
+    let inflater = try Inflater(name: name, limit: limit)
     defer { inflater.end() }
 
     // First guess at the output size: the last member's ISIZE trailer (size mod 2^32, little-endian).
@@ -38,7 +41,7 @@ public func gunzip(_ data: [UInt8], name: String) throws -> [UInt8] {
     var guess = n * 4
     if n >= 18 {
         let isize = Int(data[n - 4]) | Int(data[n - 3]) << 8 | Int(data[n - 2]) << 16 | Int(data[n - 1]) << 24
-        guess = min(isize, n * 1100)  // deflate cannot exceed ~1032:1
+        guess = min(isize, n * 1100, limit)  // deflate cannot exceed ~1032:1
     }
     var out = [UInt8](repeating: 0, count: max(guess, 64))
     var produced = 0
@@ -117,9 +120,12 @@ private let maxChunk = 1 << 30
 private struct Inflater {
     let stream: UnsafeMutablePointer<z_stream>
     let name: String
+    /// The most bytes the output may grow to.
+    let limit: Int
 
-    init(name: String) throws {
+    init(name: String, limit: Int) throws {
         self.name = name
+        self.limit = limit
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
         // 16 + 15: gzip wrapper only, 32 KiB window. We checked the magic ourselves, so the "auto-detect
@@ -150,8 +156,12 @@ private struct Inflater {
         var offset = from
         while true {
             if produced == output.count {
-                // Out of room: double. Only happens when the ISIZE hint was wrong (multi-member, >4 GiB).
-                output.append(contentsOf: repeatElement(0, count: output.count))
+                // Out of room: double (up to the limit). Only happens when the ISIZE hint was wrong
+                // (multi-member, > 4 GiB, or a trailer that lies).
+                guard output.count < limit else {
+                    throw TrainerError("\(name): inflates to more than \(limit) bytes (the limit for a data file); refusing to go on")
+                }
+                output.append(contentsOf: repeatElement(0, count: min(output.count, limit - output.count)))
             }
             let chunk = min(input.count - offset, maxChunk)
             stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress! + offset)

@@ -38,4 +38,21 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var widthsDescription: String {
         ([inputWidth] + hidden + [classCount]).map(String.init).joined(separator: "-")
     }
+
+    /// Number of parameters, or nil when it would overflow or exceeds `limit` — for architectures
+    /// read from files, checked before anything is sized from them.
+    public func parameterCount(limit: Int) -> Int? {
+        var total = 0
+        for l in 0...blockCount {
+            let (i, o) = (fanIn(l), fanOut(l))
+            guard i > 0, o > 0 else { return nil }
+            let (weights, overflow) = i.multipliedReportingOverflow(by: o)
+            guard !overflow else { return nil }
+            // Dense weight and bias, and a hidden block's BatchNorm scale and shift.
+            let (sum, overflow2) = total.addingReportingOverflow(weights + o + (l < blockCount ? 2 * o : 0))
+            guard !overflow2, sum <= limit else { return nil }
+            total = sum
+        }
+        return total
+    }
 }

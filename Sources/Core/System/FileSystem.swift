@@ -10,27 +10,39 @@ import Glibc
 import Darwin
 #endif
 
-/// Reads a whole regular file into memory with one read into an uninitialized array (no Data round
-/// trip, no per-byte copy, which matters in debug builds for the 47 MB train images).
-public func readFile(_ path: String) throws -> [UInt8] {
-    guard let f = fopen(path, "rb") else {
-        throw TrainerError("\(path): cannot open (\(systemReason()))")
-    }
-    defer { fclose(f) }
+/// Reads a whole regular file into memory, at most `limit` bytes (2 GiB by default).
+///
+/// Anything but a regular file is refused before a byte is read: a FIFO would block until a writer
+/// appears, a device could be endless, a directory is not data. The file is opened non-blocking
+/// (so opening a FIFO cannot hang) and checked with fstat on the opened descriptor (no race with a
+/// rename); symbolic links are followed, and a loop of them is the system's ELOOP error.
+public func readFile(_ path: String, limit: Int = 1 << 31) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+    guard fd >= 0 else { throw TrainerError("\(path): cannot open (\(systemReason()))") }
+    defer { close(fd) }
     var info = stat()
-    try checkedCall(path, "stat") { fstat(fileno(f), &info) }
-    guard (info.st_mode & S_IFMT) == S_IFREG else {
-        throw TrainerError("\(path): not a regular file")
+    try checkedCall(path, "stat") { fstat(fd, &info) }
+    let kind = info.st_mode & S_IFMT
+    guard kind == S_IFREG else {
+        let what = kind == S_IFDIR ? "a directory" : kind == S_IFIFO ? "a FIFO" : kind == S_IFCHR || kind == S_IFBLK ? "a device" : "not a regular file"
+        throw TrainerError("\(path): is \(what), expected a regular file")
     }
     let size = Int(info.st_size)
-    var readError: Int32 = 0
-    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buf, initialized in
-        initialized = size == 0 ? 0 : fread(buf.baseAddress!, 1, size, f)
-        if initialized < size { readError = ferror(f) != 0 ? errno : 0 }
+    guard size <= limit else { throw TrainerError("\(path): \(size) bytes, more than the \(limit) this file may have") }
+    var failure: TrainerError?
+    let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+        initialized = 0
+        while initialized < size {
+            let n = read(fd, buffer.baseAddress! + initialized, size - initialized)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { failure = TrainerError("\(path): read failed: \(systemReason())"); return }
+            if n == 0 { break }
+            initialized += n
+        }
     }
+    if let failure { throw failure }
     guard bytes.count == size else {
-        let why = readError != 0 ? systemReason(readError) : "file shrank while reading"
-        throw TrainerError("\(path): read \(bytes.count) of \(size) bytes (\(why))")
+        throw TrainerError("\(path): read \(bytes.count) of \(size) bytes (the file shrank while reading)")
     }
     return bytes
 }

@@ -22,8 +22,8 @@ public final class Trainer {
     public let collective: Collective
     public let network: Network
     public let adam: AdamState
-    /// Adam with its work split across ranks (see ShardedAdam).
-    let optimizer: ShardedAdam
+    /// Adam across ranks: sharded (ShardedAdam), or replicated after a compressed allreduce.
+    let optimizer: DataParallelOptimizer
     public let stepsPerEpoch: Int
     /// Rows of this rank's shard of each global batch.
     public let shard: Range<Int>
@@ -54,7 +54,8 @@ public final class Trainer {
         let largestShard = (config.batchSize + collective.size - 1) / collective.size
         network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 1, precision: config.precision)
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
-        optimizer = ShardedAdam(adam: adam, collective: collective)
+        optimizer = config.gradientCompression == .none ? ShardedAdam(adam: adam, collective: collective)
+            : ReplicatedAdam(adam: adam, compression: config.gradientCompression)
         stepsPerEpoch = split.train.count / config.batchSize
         startLearningRate()
     }

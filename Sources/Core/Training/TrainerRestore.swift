@@ -16,9 +16,7 @@ extension Trainer {
             throw TrainerError("\(path): checkpoint was trained on \(data.trainSamples) train / \(data.validationSamples) validation samples, the data gives \(train.count) / \(validation.count)")
         }
         let sweep = checkpoint.sweep
-        guard sweep.position.lrIndex <= config.learningRates.count, sweep.position.stepInEpoch <= stepsPerEpoch else {
-            throw TrainerError("\(path): checkpoint position (lr \(sweep.position.lrIndex), step \(sweep.position.stepInEpoch)) does not fit the configuration")
-        }
+        try sweep.validate(config: config, savedEpochs: checkpoint.header.config.epochs, stepsPerEpoch: stepsPerEpoch, path: path)
         network.load(checkpoint.model)
         adam.m.load(checkpoint.moments.m)
         adam.v.load(checkpoint.moments.v)

@@ -25,6 +25,8 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var batchNorm: BatchNormMode = .sync
     /// Number format of the matrix products (fp32, or bf16 with fp32 accumulation and master weights).
     public var precision: ProductPrecision = .fp32
+    /// How the weight gradients travel between ranks (none: exact float32).
+    public var gradientCompression: GradientCompression = .none
 
     public init() {}
 
@@ -33,8 +35,15 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         model.architecture(inputWidth: inputWidth, classCount: classCount, hidden: hidden)
     }
 
-    /// Checks ranges that do not depend on the data; one line naming the flag on failure.
+    /// Checks ranges that do not depend on the data, and that this CPU can compute in the chosen
+    /// precision; one line naming the flag on failure.
     public func validate() throws {
+        try validateValues()
+        try precision.checkSupported()
+    }
+
+    /// The range checks of `validate` alone (for configurations read from files).
+    public func validateValues() throws {
         if epochs < 1 { throw TrainerError("--epochs: expected at least 1, found \(epochs)") }
         if batchSize < 1 { throw TrainerError("--batch-size: expected at least 1, found \(batchSize)") }
         if learningRates.isEmpty { throw TrainerError("--lr: expected at least one learning rate") }
@@ -47,10 +56,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if !(valFraction > 0 && valFraction < 1) {
             throw TrainerError("--val-fraction: expected a value strictly between 0 and 1, found \(valFraction)")
         }
-        if let hidden, hidden.isEmpty || hidden.contains(where: { $0 < 1 }) {
-            throw TrainerError("--hidden: expected positive layer widths, found \(hidden)")
+        if let hidden, hidden.isEmpty || hidden.count > 64 || hidden.contains(where: { $0 < 1 || $0 > 1 << 20 }) {
+            throw TrainerError("--hidden: expected 1 to 64 positive layer widths of at most \(1 << 20), found \(hidden)")
         }
-        try precision.checkSupported()
+        if epochs > 1_000_000 { throw TrainerError("--epochs: expected at most 1000000, found \(epochs)") }
+        if batchSize > 1 << 24 { throw TrainerError("--batch-size: expected at most \(1 << 24), found \(batchSize)") }
     }
 
     /// Checks the settings against the data and the number of ranks.
@@ -97,5 +107,6 @@ extension TrainingConfig {
         try read(.optimizer, \.optimizer)
         try read(.batchNorm, \.batchNorm)
         try read(.precision, \.precision)
+        try read(.gradientCompression, \.gradientCompression)
     }
 }

@@ -11,6 +11,7 @@ import Foundation
 extension AdamVariant: ExpressibleByArgument {}
 extension BatchNormMode: ExpressibleByArgument {}
 extension ProductPrecision: ExpressibleByArgument {}
+extension GradientCompression: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +21,7 @@ struct TrainCommand: ParsableCommand {
             Single process:  dist-trainer train
             Data-parallel:   mpirun -np 2 dist-trainer train   (each rank trains on a shard of every minibatch)
             Resume:          dist-trainer train --resume runs/20261125-010203 [--epochs 20]
+            Requeued jobs:   dist-trainer train --run-dir runs/job42 --resume auto   (resumes if a checkpoint is there)
             With --bn sync the math does not depend on the number of ranks. Rank 0 prints one line per
             epoch and writes the run directory; other ranks print only errors. SIGINT/SIGTERM finish
             the current step, save last.safetensors and exit with status 130/143.
@@ -67,17 +69,23 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Number format of the matrix products: fp32, or bf16 (bfloat16 products with fp32 accumulation, master weights and optimizer, as PyTorch's CPU autocast; needs AVX512_BF16 or AMX). (default: fp32)")
     var precision: ProductPrecision?
 
+    @Option(name: .customLong("grad-compression"), help: "Weight gradients between ranks: none (exact float32), bf16 or fp16 (16-bit transport, float32 sums, master weights and optimizer; half the traffic, not exact). (default: none)")
+    var gradCompression: GradientCompression?
+
     @Option(help: ArgumentHelp("Threads per process for the products (oneDNN's OpenMP threads).", discussion: "Default: $OMP_NUM_THREADS if set; else all cores for a single process, and under mpirun cores on the node / ranks on the node, at most the cores the rank is bound to (at least 1)."))
     var threads: Int?
 
     @Option(help: ArgumentHelp("Directory for config, metrics, checkpoints, summary and confusion matrices.", discussion: "Default: runs/<timestamp>.", valueName: "dir"))
     var runDir: String?
 
-    @Option(help: ArgumentHelp("Continue the run in this directory from its last.safetensors, with its saved settings (on any number of ranks).", valueName: "run-dir"))
+    @Option(help: ArgumentHelp("Continue the run in this directory from its last.safetensors, with its saved settings (on any number of ranks); 'auto' with --run-dir: continue the run there if it has a checkpoint, else start it.", valueName: "run-dir|auto"))
     var resume: String?
 
-    @Option(help: ArgumentHelp("End the job when a collective waits longer than this (a rank died or hung); 0 disables.", valueName: "seconds"))
-    var collectiveTimeout: Double = 300
+    @Flag(help: "Replace the run in --run-dir if it already holds one (otherwise that is refused).")
+    var overwrite = false
+
+    @Option(help: ArgumentHelp("End the job when a collective waits longer than this (a rank died or hung); 0 disables. (default: $DIST_TRAINER_COLLECTIVE_TIMEOUT, else 300)", valueName: "seconds"))
+    var collectiveTimeout: Double?
 
     // MARK: - Configuration
 
@@ -105,6 +113,7 @@ struct TrainCommand: ParsableCommand {
         try apply("--optimizer", optimizer, \.optimizer) { $0.rawValue }
         try apply("--bn", bn, \.batchNorm) { $0.rawValue }
         try apply("--precision", precision, \.precision) { $0.rawValue }
+        try apply("--grad-compression", gradCompression, \.gradientCompression) { $0.rawValue }
         if let epochs {
             if let base, epochs < base.epochs {
                 throw TrainerError("--epochs \(epochs): the run in \(source) was set to \(base.epochs) epochs; a resumed run may only raise it")
@@ -118,24 +127,28 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         do { _ = try makeConfig() } catch let e as TrainerError { throw ValidationError(e.message) }
-        if !(collectiveTimeout >= 0) {
+        if let collectiveTimeout, !(collectiveTimeout >= 0) {
             throw ValidationError("--collective-timeout: expected seconds ≥ 0, found \(collectiveTimeout)")
         }
-        if resume != nil, runDir != nil {
+        if resume == "auto" {
+            if runDir == nil { throw ValidationError("--resume auto: give the run directory with --run-dir") }
+        } else if resume != nil, runDir != nil {
             throw ValidationError("--run-dir: a resumed run continues in its own directory; give only --resume")
         }
+        if overwrite, resume != nil { throw ValidationError("--overwrite: a resumed run continues its directory; give one of --overwrite and --resume") }
     }
 
     func run() throws {
-        try withMPIJob { mpi in try train(mpi: mpi) }
+        // Before anything else: a signal during start-up is remembered, not fatal.
+        StopSignal.install()
+        try withMPIJob(collectiveTimeout: collectiveTimeout) { mpi in try train(mpi: mpi) }
     }
 
     // MARK: - The job
 
     /// The job as a recipe: every step is a named call, in order.
     func train(mpi: MPICollective) throws {
-        mpi.startWatchdog(timeout: collectiveTimeout)
-        let resumePoint = try resume.map { try ResumePoint.read(runDirectory: $0, mpi: mpi) }
+        let resumePoint = try resumeDirectory(mpi: mpi).map { try ResumePoint.read(runDirectory: $0, mpi: mpi) }
         let threads = threadsPerRank(mpi: mpi)
         setComputeThreads(threads)
         let setup = try mpi.agreeing { try TrainingSetup.prepare(flags: self, resuming: resumePoint, mpi: mpi, threads: threads) }
@@ -147,6 +160,15 @@ struct TrainCommand: ParsableCommand {
         let test = try trainer.evaluateBest(on: setup.test)
         let memory = try mpi.allreduceMinMax(peakResidentMegabytes())
         try reporter?.finish(trainer: trainer, validation: validation, test: test, memory: memory)
+    }
+
+    /// The run directory to resume: --resume's, or with `--resume auto` the --run-dir when rank 0
+    /// finds a checkpoint there (nil: a fresh run).
+    func resumeDirectory(mpi: MPICollective) throws -> String? {
+        guard let resume else { return nil }
+        guard resume == "auto", let runDir else { return resume }
+        let found = try mpi.rootReads { [FileManager.default.fileExists(atPath: runDir + "/" + RunFiles.last) ? 1 : 0] }
+        return found == [1] ? runDir : nil
     }
 
     /// Threads per rank for the products: --threads, else the default (see MPICollective). The
@@ -172,7 +194,6 @@ struct TrainCommand: ParsableCommand {
             fault?.beforeStep()
             return StopSignal.requested()
         }
-        StopSignal.install()
         guard try trainer.run() != .completed else { return }
         let p = trainer.position, lrs = setup.config.learningRates
         throw TrainerError("interrupted by \(StopSignal.name) at lr \(lrs[min(p.lrIndex, lrs.count - 1)]) epoch \(p.epochsDone + 1) step \(p.stepInEpoch); "

@@ -5,7 +5,9 @@
 enum CollectiveOperation: Int, CaseIterable, Sendable {
     case none = 0
     case allreduceFloat, allreduceDouble, allreduceMinMax, broadcastBuffer, broadcastBytes, barrier
-    case reduceScatterRing, allgather
+    case reduceScatterRing, allgather, compressedAllreduceRing
+    /// MPI_Init_thread and the collectives of MPICollective.init.
+    case startup
 
     /// How the operation is named in messages.
     var name: String {
@@ -19,6 +21,8 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
         case .barrier: return "MPI_Barrier"
         case .reduceScatterRing: return "reduce-scatter (MPI_Sendrecv ring)"
         case .allgather: return "MPI_Allgatherv"
+        case .compressedAllreduceRing: return "16-bit allreduce (MPI_Sendrecv ring)"
+        case .startup: return "MPI start-up"
         }
     }
 

@@ -26,13 +26,19 @@ final class MPICollective: Collective, CommunicationTiming {
     private var totals = [OperationTotal](repeating: OperationTotal(), count: CollectiveOperation.allCases.count)
     let world: MPI_Comm
     private var finalized = false
-    /// Started by `startWatchdog`; nil until then (and when the timeout is 0).
+    /// Ends the process when a collective (or the start-up) waits too long; nil when disabled.
     private var watchdog: Watchdog?
     /// Receive buffer of the reduce-scatter, sized once to the largest part.
     private var scratch = Buffer<Float>(count: 0)
+    /// The 16-bit ring's outgoing and incoming values, sized once to the gradient buffer.
+    private var wire = Buffer<UInt16>(count: 0), incoming = Buffer<UInt16>(count: 0)
 
-    /// Initialises MPI. Call once, before any other MPI use.
-    init() throws {
+    /// Initialises MPI. Call once, before any other MPI use. With a `timeout` > 0 the watchdog runs
+    /// from here on: a start-up that does not complete in time (a host that cannot connect back, a
+    /// rank that never arrives) ends the process with a line, as a collective that hangs does.
+    init(timeout: Double) throws {
+        let watchdog = timeout > 0 ? Watchdog(timeout: timeout, rank: launcherRank()) : nil
+        watchdog?.enter(.startup, elements: 0)
         var provided: Int32 = 0
         try MPICollective.check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
         world = cmpi_comm_world()
@@ -57,6 +63,11 @@ final class MPICollective: Collective, CommunicationTiming {
             MPI_Allreduce(cmpi_in_place(), &leaders, 1, cmpi_int32(), cmpi_op_sum(), world), "MPI_Allreduce")
         nodeCount = Int(leaders[0])
         hostNames = try MPICollective.gatherHostNames(world, size: size)
+        watchdog?.leave()
+        // Across hosts, the launcher gets a few seconds to notice a lost host before a rank's exit
+        // (see Watchdog.end); on one node nothing can be lost and the exit is immediate.
+        watchdog?.identify(rank: rank, host: nodeCount > 1 ? hostNames[rank] : "", grace: nodeCount > 1 ? Watchdog.launcherGrace : 0)
+        self.watchdog = watchdog
     }
 
     /// Every rank's host name, gathered once at start-up (fixed-size slots, cut at 63 bytes).
@@ -82,16 +93,6 @@ final class MPICollective: Collective, CommunicationTiming {
             return value
         }
         return max(1, min(ProcessInfo.processInfo.activeProcessorCount / localSize, allowedCPUCount()))
-    }
-
-    /// From now on, a collective that waits longer than `timeout` seconds ends the process with a
-    /// message (0 disables the watchdog).
-    func startWatchdog(timeout: Double) {
-        guard timeout > 0, watchdog == nil else { return }
-        // Across hosts, the launcher gets a few seconds to notice a lost host before a rank's exit
-        // (see Watchdog.end); on one node nothing can be lost and the exit is immediate.
-        watchdog = Watchdog(timeout: timeout, rank: rank, host: nodeCount > 1 ? hostNames[rank] : "",
-                            grace: nodeCount > 1 ? Watchdog.launcherGrace : 0)
     }
 
     func noteProgress(lrIndex: Int, epoch: Int, step: Int) {
@@ -157,6 +158,41 @@ final class MPICollective: Collective, CommunicationTiming {
                 for i in 0..<receive.count { target[i] += incoming[i] }
             }
         }
+    }
+
+    /// Ring allreduce with 16-bit messages: a reduce-scatter whose partial sums are re-rounded to
+    /// 16 bits at every hop (the adding is in float32), then an allgather of the 16-bit parts. Every
+    /// rank, the part's owner included, ends with the same 16-bit-rounded sums.
+    func allreduceSumCompressed(_ buffer: UnsafeMutableBufferPointer<Float>, format: GradientCompression) throws {
+        guard size > 1, let base = buffer.baseAddress else { return }
+        let partition = Partition(count: buffer.count, parts: size)
+        if wire.count < buffer.count { wire = Buffer(count: buffer.count) }
+        if incoming.count < buffer.count { incoming = Buffer(count: buffer.count) }
+        let tag = CollectiveOperation.compressedAllreduceRing.tag
+        let (right, left) = (Int32((rank + 1) % size), Int32((rank + size - 1) % size))
+        func part(_ k: Int) -> Range<Int> { partition.range((k % size + size) % size) }
+        try timed(.compressedAllreduceRing, buffer.count) {
+            format.encode(base, count: buffer.count, into: wire.pointer)
+            for s in 0..<(size - 1) {
+                let (send, receive) = (part(rank - s - 1), part(rank - s - 2))
+                try sendReceive(wire.pointer + send.lowerBound, send.count, incoming.pointer, receive.count, right, left, tag)
+                format.decodeAdding(incoming.pointer, count: receive.count, into: base + receive.lowerBound)
+                format.encode(base + receive.lowerBound, count: receive.count, into: wire.pointer + receive.lowerBound)
+            }
+            for s in 0..<(size - 1) {
+                let (send, receive) = (part(rank - s), part(rank - s - 1))
+                try sendReceive(wire.pointer + send.lowerBound, send.count, wire.pointer + receive.lowerBound, receive.count, right, left, tag)
+            }
+            format.decode(wire.pointer, count: buffer.count, into: base)
+        }
+    }
+
+    /// One ring hop of 16-bit values: send to `right`, receive from `left`.
+    private func sendReceive(_ send: UnsafeMutablePointer<UInt16>, _ sendCount: Int, _ receive: UnsafeMutablePointer<UInt16>, _ receiveCount: Int,
+                             _ right: Int32, _ left: Int32, _ tag: Int32) throws {
+        try MPICollective.check(
+            MPI_Sendrecv(send, Int32(sendCount), cmpi_uint16(), right, tag, receive, Int32(receiveCount), cmpi_uint16(), left, tag,
+                         world, cmpi_status_ignore()), "MPI_Sendrecv")
     }
 
     func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {

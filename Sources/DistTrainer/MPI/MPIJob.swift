@@ -7,9 +7,15 @@
 import Core
 import Foundation
 
-func withMPIJob(_ body: (MPICollective) throws -> Void) throws {
+/// Runs `body` on this process's rank of the job. `collectiveTimeout`: the train command's flag;
+/// every command's collectives (and MPI's start-up) are watched, see Watchdog.timeout.
+func withMPIJob(collectiveTimeout: Double? = nil, _ body: (MPICollective) throws -> Void) throws {
     let mpi: MPICollective
-    do { mpi = try MPICollective() } catch {
+    do {
+        let timeout = try Watchdog.timeout(flag: collectiveTimeout)
+        FaultInjection.beforeMPIStartup(rank: launcherRank())
+        mpi = try MPICollective(timeout: timeout)
+    } catch {
         printError("\(error)")
         exit(1)
     }

@@ -9,6 +9,7 @@
 // which the training loop cannot act on inside a collective that will never complete; two seconds
 // later the watchdog says where the rank was stuck and exits like the signal. The MPI calls stay on
 // the main thread (MPI_THREAD_FUNNELED); the watchdog only reads atomics and exits.
+import Core
 import Foundation
 import Synchronization
 #if canImport(Glibc)
@@ -19,28 +20,46 @@ final class Watchdog: @unchecked Sendable {
     /// The pause before a timed-out rank exits in a multi-host job (see `end`).
     static let launcherGrace = 8.0
 
+    /// The timeout of every collective: `flag` when given, else $DIST_TRAINER_COLLECTIVE_TIMEOUT
+    /// (for launchers that cannot pass flags), else 300 s; 0 disables the watchdog.
+    static func timeout(flag: Double?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Double {
+        if let flag { return flag }
+        guard let text = environment["DIST_TRAINER_COLLECTIVE_TIMEOUT"] else { return 300 }
+        guard let value = Double(text), value >= 0, value.isFinite else {
+            throw TrainerError("DIST_TRAINER_COLLECTIVE_TIMEOUT: expected seconds ≥ 0, found '\(text)'")
+        }
+        return value
+    }
+
     let timeout: Double
     /// Seconds between the timeout's message and the exit, in a job across hosts: time for the
-    /// launcher to notice a lost host by itself (see `end`).
-    let grace: Double
-    let rank: Int
-    /// "rank 1 (node2)": how messages name this process.
-    let who: String
+    /// launcher to notice a lost host by itself (see `end`). Set once MPI is up.
+    private let graceMilliseconds = Atomic<Int>(0)
+    /// "rank 1 (node2)": how messages name this process (set once MPI is up).
+    private let whoLock = NSLock()
+    private var whoText: String
+    private var who: String { whoLock.withLock { whoText } }
     /// Start of the collective in progress (uptime ns), 0 when none.
     private let enteredAt = Atomic<UInt64>(0)
     private let operation = Atomic<Int>(0)
     private let elements = Atomic<Int>(0)
     private let lrIndex = Atomic<Int>(-1), epoch = Atomic<Int>(0), step = Atomic<Int>(0)
 
-    init(timeout: Double, rank: Int, host: String, grace: Double = 0) {
+    /// Started before MPI is initialised, so that a start-up that never completes is caught too;
+    /// `rank` is the launcher's idea of it until `identify` gives MPI's.
+    init(timeout: Double, rank: Int) {
         self.timeout = timeout
-        self.grace = grace
-        self.rank = rank
-        who = host.isEmpty ? "rank \(rank)" : "rank \(rank) (\(host))"
+        whoText = "rank \(rank)"
         guard timeout > 0 else { return }
         let thread = Thread { [self] in self.watch() }
         thread.name = "dist-trainer watchdog"
         thread.start()
+    }
+
+    /// Names this process as MPI knows it, and sets the grace of a multi-host job.
+    func identify(rank: Int, host: String, grace: Double) {
+        whoLock.withLock { whoText = host.isEmpty ? "rank \(rank)" : "rank \(rank) (\(host))" }
+        graceMilliseconds.store(Int(grace * 1000), ordering: .relaxed)
     }
 
     func enter(_ op: CollectiveOperation, elements count: Int) {
@@ -67,8 +86,9 @@ final class Watchdog: @unchecked Sendable {
             guard start != 0 else { continue }
             let waited = Double(now &- start) / 1e9
             if waited > timeout {
-                end("\(describeCollective()) has not completed after \(Int(waited)) s (--collective-timeout \(Int(timeout))); "
-                    + "another rank has probably died or hung, or a host was lost; ending the job", code: 124, after: grace)
+                end("\(describeCollective()) has not completed after \(Int(waited)) s (collective timeout \(Int(timeout)) s); "
+                    + "another rank has probably died or hung, or a host was lost; ending the job", code: 124,
+                    after: Double(graceMilliseconds.load(ordering: .relaxed)) / 1000)
             }
             // Stopped by a signal that arrived while this collective was already waiting and that
             // the collective has outlived by two seconds: the job is being torn down around us.
@@ -83,6 +103,9 @@ final class Watchdog: @unchecked Sendable {
     /// "MPI_Allreduce (Float) of 4600 elements at learning rate #1 epoch 2 step 37".
     private func describeCollective() -> String {
         let op = (CollectiveOperation(rawValue: operation.load(ordering: .relaxed)) ?? .none).name
+        if operation.load(ordering: .relaxed) == CollectiveOperation.startup.rawValue {
+            return "MPI start-up (initialisation and the first collectives)"
+        }
         let l = lrIndex.load(ordering: .relaxed)
         let place = l < 0 ? "during set-up or evaluation"
             : "at learning rate #\(l + 1) epoch \(epoch.load(ordering: .relaxed)) step \(step.load(ordering: .relaxed))"

@@ -6,6 +6,8 @@
 //   DIST_TRAINER_FAULT=pause:RANK:STEP   rank RANK, before its STEP-th step, creates the file named by
 //                                        DIST_TRAINER_FAULT_READY and waits for a stop signal, then
 //                                        goes on (so the stop takes effect after that step)
+//   DIST_TRAINER_FAULT=startup:RANK      rank RANK (the launcher's numbering) never starts MPI, in any
+//                                        command: the others wait in MPI's start-up
 //
 // STEP counts the steps this process has run (1-based), across epochs and learning rates. This is
 // how the test suite produces a hung or dead rank, or a signal or a kill, at a known moment instead
@@ -33,6 +35,13 @@ final class FaultInjection {
         self.kind = kind
         atStep = s
         readyFile = environment["DIST_TRAINER_FAULT_READY"]
+    }
+
+    /// Hangs this process for good if it is the rank a `startup:RANK` fault names (called before
+    /// MPI is initialised, with the launcher's rank).
+    static func beforeMPIStartup(rank: Int, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        guard let spec = environment["DIST_TRAINER_FAULT"], spec == "startup:\(rank)" else { return }
+        while true { sleep(3600) }
     }
 
     /// Called before every step.

@@ -23,7 +23,10 @@ struct RunConfigFile: Codable, Equatable {
     var valFraction: Double
     var optimizer: AdamVariant
     var batchNorm: BatchNormMode
-    var precision: ProductPrecision
+    // Settings newer than the first config.json files (optional so that older run directories
+    // still read).
+    var precision: ProductPrecision?
+    var gradientCompression: GradientCompression?
     // The job and the data.
     var ranks: Int
     var hosts: Int
@@ -35,6 +38,9 @@ struct RunConfigFile: Codable, Equatable {
     /// The command line of the process that wrote the file (rank 0's).
     var command: String
     var resumed: Bool
+    /// dist-trainer's version and the source revision of the binary.
+    var version: String?
+    var revision: String?
 
     init(config c: TrainingConfig, architecture arch: Architecture, job: JobShape, data: DataCounts, command: String, resumed: Bool) {
         model = c.model.rawValue
@@ -52,6 +58,7 @@ struct RunConfigFile: Codable, Equatable {
         optimizer = c.optimizer
         batchNorm = c.batchNorm
         precision = c.precision
+        gradientCompression = c.gradientCompression
         ranks = job.ranks
         hosts = job.hosts
         threadsPerRank = job.threadsPerRank
@@ -61,6 +68,8 @@ struct RunConfigFile: Codable, Equatable {
         testSamples = data.test
         self.command = command
         self.resumed = resumed
+        version = DistTrainerVersion.number
+        revision = BuildDescription.revision
     }
 }
 

@@ -28,6 +28,21 @@ enum RunFiles {
         }
     }
 
+    /// Every file a run writes into its directory (what `claim` looks for and `--overwrite` removes).
+    static var all: [String] { [config, metricsJSONL, metricsCSV, summary, validationConfusion, testConfusion, best, last] }
+
+    /// A fresh run may only start in a directory that holds no run: one line naming it otherwise;
+    /// with `overwrite`, the old run's files are removed first (nothing else in the directory).
+    static func claim(_ path: String, overwrite: Bool) throws {
+        let present = all.filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+        guard !present.isEmpty else { return }
+        guard overwrite else {
+            throw TrainerError("--run-dir \(path) already holds a run (\(present.prefix(3).joined(separator: ", "))); "
+                + "continue it with --resume \(path) (or --resume auto), or replace it with --overwrite")
+        }
+        for name in present { try checkedCall(path + "/" + name, "removing the old run's file") { unlink(path + "/" + name) } }
+    }
+
     /// Writes `value` as pretty JSON to `directory/name`.
     static func writeJSON<T: Encodable>(_ value: T, to directory: String, _ name: String) throws {
         let path = directory + "/" + name

@@ -3,7 +3,6 @@
 //
 // It implements Core's TrainingObserver; the trainer calls it on rank 0 only. It writes; it never
 // decides anything about the math.
-import CPUCheck
 import Core
 import Foundation
 
@@ -22,7 +21,7 @@ final class RunReporter: TrainingObserver {
         job = CheckpointHeader(
             kind: .last, architecture: trainer.network.architecture, config: setup.config,
             dataDirectory: URL(fileURLWithPath: setup.dataDirectory).standardizedFileURL.path,
-            ranks: setup.job.ranks, threadsPerRank: setup.job.threadsPerRank)
+            ranks: setup.job.ranks, threadsPerRank: setup.job.threadsPerRank, producer: "dist-trainer " + BuildDescription.full)
     }
 
     // MARK: Start and finish
@@ -34,8 +33,8 @@ final class RunReporter: TrainingObserver {
         console.line("dist-trainer: \(plural(job.ranks, "rank")) on \(plural(job.hosts, "host")), "
             + "\(plural(job.threadsPerRank, "thread")) per rank (\(matrixLibraryDescription())), BN \(config.batchNorm.rawValue), "
             + "model \(arch.widthsDescription) (\(trainer.network.layout.count) parameters), optimizer \(config.optimizer.rawValue), "
-            + "\(config.precision.rawValue) products, "
-            + "built for CPU \(String(cString: dist_trainer_target_cpu()))")
+            + "\(config.precision.rawValue) products\(config.gradientCompression == .none ? "" : ", \(config.gradientCompression.rawValue) gradient transport"), "
+            + "dist-trainer \(BuildDescription.full)")
         console.line("data: \(setup.dataDirectory): \(setup.split.train.count) train / \(setup.split.validation.count) validation / \(setup.test.count) test; "
             + "batch \(config.batchSize), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")
         if let point = resumedFrom {

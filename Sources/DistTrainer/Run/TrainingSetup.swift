@@ -26,6 +26,7 @@ struct TrainingSetup {
         if mpi.rank == 0 {
             runDirectory = point?.runDirectory ?? flags.runDir ?? defaultRunDirectory()
             try RunFiles.prepareDirectory(runDirectory)
+            if point == nil { try RunFiles.claim(runDirectory, overwrite: flags.overwrite) }
         }
         // Hand the training file over to the split without keeping a reference, so it is shuffled
         // in place rather than copied (47 MB less peak memory).

@@ -1,11 +1,11 @@
-// CPUCheck: refuses, with one clear line, to run this binary on a CPU that lacks the vector
+// cpu_check.c (BuildInfo): refuses, with one clear line, to run this binary on a CPU that lacks the vector
 // instructions the Swift code was compiled for — instead of dying on an illegal instruction in the
 // middle of a job on some node of a cluster.
 //
 // It runs as an ELF constructor, before Swift's runtime and main, and is itself compiled for the
 // baseline x86-64 (Package.swift gives this C target no -march), so the check cannot trip over the
 // instructions it checks for. Not a dispatcher: the build targets one CPU level (Package.swift).
-#include "cpu_check.h"
+#include "build_info.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

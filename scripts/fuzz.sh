@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# fuzz.sh: coverage-guided fuzzing (libFuzzer + AddressSanitizer) of the parsers of untrusted files:
+# IDX data files, gzip, safetensors, and checkpoints (header, model, resume state and its checks).
+#
+#   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]    TARGET: idx | gzip | safetensors | checkpoint | all
+#   scripts/fuzz.sh all 30                                   # what CI runs: each harness for 30 s
+#
+# Builds .build/fuzz/dist-trainer-fuzz once (Core's sources and Fuzz/Harness.swift, compiled with
+# -sanitize=fuzzer,address), then runs it on a copy of the seed corpus fuzz/corpus/TARGET (new
+# inputs go to .build/fuzz/corpus/TARGET, crashes to .build/fuzz/crashes/). Prints one line per
+# target: executions, corpus size, and the findings. Exit 1 on any finding (the crashing input's
+# path is printed; turn it into a regression test).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+[ $# -ge 2 ] || { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 2; }
+TARGET="$1" SECONDS_EACH="$2"
+shift 2
+command -v swiftc >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
+OUT="$ROOT/.build/fuzz"
+BIN="$OUT/dist-trainer-fuzz"
+mkdir -p "$OUT" "$OUT/crashes"
+
+sources=(Fuzz/Harness.swift)
+while IFS= read -r f; do sources+=("$f"); done < <(find Sources/Core -name '*.swift' | sort)
+newest="$(ls -t "${sources[@]}" | head -n 1)"
+if [ ! -x "$BIN" ] || [ "$newest" -nt "$BIN" ]; then
+    echo "fuzz.sh: building $BIN (libFuzzer + AddressSanitizer; a minute or two)" >&2
+    swiftc -sanitize=fuzzer,address -parse-as-library -swift-version 6 -O -module-name FuzzedCore \
+        -I Sources/CZlib -I Sources/CDNNL -lz -ldnnl -lgomp "${sources[@]}" -o "$BIN" 2>"$OUT/build.log" \
+        || { grep -E 'error' "$OUT/build.log" | head -20 >&2; echo "fuzz.sh: build failed (log: $OUT/build.log)" >&2; exit 1; }
+fi
+
+targets=("$TARGET")
+[ "$TARGET" = all ] && targets=(idx gzip safetensors checkpoint)
+found=0
+for t in "${targets[@]}"; do
+    [ -d "fuzz/corpus/$t" ] || { echo "fuzz.sh: no seed corpus fuzz/corpus/$t (targets: idx gzip safetensors checkpoint)" >&2; exit 2; }
+    corpus="$OUT/corpus/$t"
+    mkdir -p "$corpus"
+    cp -n fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
+    log="$OUT/$t.log"
+    status=0
+    FUZZ_TARGET="$t" ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1" "$BIN" "$corpus" \
+        -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -timeout=10 -artifact_prefix="$OUT/crashes/$t-" -print_final_stats=1 "$@" \
+        >"$log" 2>&1 || status=$?
+    execs="$(grep -E '^stat::number_of_executed_units' "$log" | awk '{ print $2 }')"
+    if [ "$status" -ne 0 ]; then
+        found=1
+        artifact="$(grep -o -E "$OUT/crashes/$t-[a-z]+-[0-9a-f]+" "$log" | head -n 1)"
+        echo "fuzz $t: FINDING after ${execs:-?} executions: $(grep -m1 -E 'ERROR|Fatal error|SUMMARY' "$log" | cut -c1-160); input: ${artifact:-see $log}"
+    else
+        echo "fuzz $t: ${execs:-?} executions in ${SECONDS_EACH} s, corpus $(find "$corpus" -type f | wc -l) inputs, no findings"
+    fi
+done
+exit "$found"

@@ -35,3 +35,7 @@ if [ $# -gt 0 ]; then exec swift test "$@"; fi
 swift test --parallel --num-workers 2 --skip MultiHostTests
 say "running the multi-host tests (emulated hosts, one at a time)"
 swift test --skip-build --filter MultiHostTests
+# The parsers of untrusted files under libFuzzer and AddressSanitizer, a short fixed budget each
+# (a longer run: scripts/fuzz.sh all 600). A finding fails the run.
+say "fuzzing the file parsers (${FUZZ_SECONDS:-15} s per harness)"
+scripts/fuzz.sh all "${FUZZ_SECONDS:-15}"

@@ -23,6 +23,12 @@ final class SlurmTests: XCTestCase {
         try runClusterTest(["--nodes", "2"])
     }
 
+    /// A job preempted with `scontrol requeue`, and one warned with SIGUSR1 before its time limit,
+    /// come back by themselves and end with the uninterrupted job's numbers.
+    func testRequeuedJobsResumeExactly() throws {
+        try runClusterTest(["--requeue"])
+    }
+
     func runClusterTest(_ arguments: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.script) else {
             return XCTFail("\(Self.script): missing or not executable")

@@ -9,6 +9,14 @@
 #
 #   scripts/slurm/test_cluster.sh            # exit 0 = passed, 1 = failed (logs printed), 77 = skipped
 #   scripts/slurm/test_cluster.sh --nodes 2  # a 2-node cluster on emulated hosts instead (below)
+#   scripts/slurm/test_cluster.sh --requeue  # preemption: requeued jobs resume and end exactly (below)
+#
+# With --requeue it runs three train.sbatch jobs of the same recipe: one uninterrupted; one that
+# `scontrol requeue` preempts mid-epoch (SIGTERM: the ranks save and stop, Slurm requeues the job,
+# which resumes by itself with --resume auto); one signalled with SIGUSR1 as Slurm's
+# --signal=USR1@SECONDS warning does (the ranks save and exit 75, the batch script requeues the job).
+# Rank 0 pauses at a known step (DIST_TRAINER_FAULT=pause) so the signal always lands mid-epoch.
+# Both preempted jobs must have run twice and end with the uninterrupted job's metrics, bitwise.
 #
 # With --nodes N (N ≥ 2) the cluster is N emulated hosts of scripts/cluster/netns.sh (network
 # namespaces with their own addresses and host names): slurmctld runs in the root namespace on the
@@ -35,10 +43,11 @@ START=$SECONDS
 say() { printf '[slurm-test %3ds] %s\n' "$((SECONDS - START))" "$*"; }
 skip() { printf '[slurm-test] SKIP: %s\n' "$*"; exit 77; }
 
-TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PIDS=() FAILED=0 NODES=1 CLUSTER=""
+TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PIDS=() FAILED=0 NODES=1 CLUSTER="" REQUEUE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --nodes) NODES="${2:?--nodes needs a number}"; shift 2 ;;
+        --requeue) REQUEUE=1; shift ;;
         *) echo "test_cluster.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -285,6 +294,61 @@ for prefix, n in (("train", 1500), ("t10k", 300)):
     write(f"{prefix}-images-idx3-ubyte", 0x803, [n, side, side], pixels)
     write(f"{prefix}-labels-idx1-ubyte", 0x801, [n], labels)
 PY
+
+# --- (f'') preemption and requeue ------------------------------------------------------------------
+wait_jobs() {  # until no job of ours is pending, running or completing (or the timeout)
+    local deadline=$((SECONDS + ${SLURM_TEST_TIMEOUT:-180})) id
+    while [ -n "$(squeue -h -t PD,R,CG,CF,S -o %i 2>/dev/null)" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "jobs not finished after ${SLURM_TEST_TIMEOUT:-180} s: $(squeue -h -o '%i %T %r' | tr '\n' ';')"
+        # Slurm holds a requeued job back for a while (reason BeginTime); a test need not wait.
+        for id in $(squeue -h -t PD -o '%i %r' 2>/dev/null | awk '$2 == "BeginTime" { print $1 }'); do
+            scontrol update JobId="$id" StartTime=now 2>/dev/null || true
+        done
+        sleep 0.5
+    done
+}
+submit_train() {  # name [env assignments...] -> job id
+    local name="$1"; shift
+    (cd "$TMP" && env "$@" DIST_TRAINER_BIN="$BIN" RUN_DIR="$TMP/$name" sbatch --parsable --ntasks=2 --output="$TMP/train-$name-%j.out" \
+        "$HERE/train.sbatch" --model 1 --hidden 16,8 --epochs 4 --batch-size 50 --lr 0.01 --threads 1 --data-dir "$TMP/data") \
+        | cut -d';' -f1
+}
+if [ "$REQUEUE" = 1 ]; then
+    say "uninterrupted reference job"
+    submit_train ref >/dev/null || fail "sbatch failed"
+    wait_jobs
+    for how in requeue usr1; do
+        ready="$TMP/$how.paused"
+        # Rank 0 pauses before its 30th step (epoch 2 of 24-step epochs) until a signal arrives.
+        JOB="$(submit_train "$how" DIST_TRAINER_FAULT=pause:0:30 DIST_TRAINER_FAULT_READY="$ready")" || fail "sbatch failed"
+        for _ in $(seq 1 600); do [ -e "$ready" ] && break; sleep 0.1; done
+        [ -e "$ready" ] || fail "job $JOB ($how) never reached its pause"
+        if [ "$how" = requeue ]; then
+            say "job $JOB paused mid-epoch: scontrol requeue"
+            scontrol requeue "$JOB" || fail "scontrol requeue $JOB failed"
+        else
+            say "job $JOB paused mid-epoch: SIGUSR1 to its steps (Slurm's time-limit warning)"
+            scancel --signal=USR1 "$JOB" || fail "scancel --signal=USR1 $JOB failed"
+        fi
+        wait_jobs
+        scontrol -o show job "$JOB" | grep -q -E 'JobState=COMPLETED .*ExitCode=0:0' \
+            || fail "job $JOB ($how) did not complete: $(scontrol -o show job "$JOB" | grep -o -E 'JobState=[^ ]+|ExitCode=[^ ]+|Restarts=[^ ]+' | tr '\n' ' ')"
+        restarts="$(scontrol -o show job "$JOB" | grep -o -E 'Restarts=[0-9]+' | cut -d= -f2)"
+        [ "${restarts:-0}" -ge 1 ] || fail "job $JOB ($how) was not requeued (Restarts=${restarts:-?})"
+        python3 - "$TMP/ref" "$TMP/$how" <<'PY' || fail "job $JOB ($how): the resumed run's numbers differ from the uninterrupted run's"
+import json, sys
+def rows(d): return [json.loads(l) for l in open(d + "/metrics.jsonl")]
+keys = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1"]
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+same = len(a) == len(b) == 4 and all(x[k] == y[k] for x, y in zip(a, b) for k in keys)
+ta, tb = (json.load(open(d + "/summary.json"))["test"] for d in sys.argv[1:3])
+print(f"    {sys.argv[2]}: {len(b)} epochs, test accuracy {tb['accuracy']:.4f} (uninterrupted {ta['accuracy']:.4f}), identical: {same and ta == tb}")
+sys.exit(0 if same and ta == tb else 1)
+PY
+        say "job $JOB ($how): requeued $restarts time(s), resumed, COMPLETED, metrics bitwise the uninterrupted run's"
+    done
+    exit 0
+fi
 
 # --- (f') across NODES hosts: check, then one training job with a task per node -----------------------
 if [ "$NODES" -gt 1 ]; then

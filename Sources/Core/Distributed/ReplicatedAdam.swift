@@ -16,10 +16,11 @@ public final class ReplicatedAdam: DataParallelOptimizer {
         self.compression = compression
     }
 
-    public func step(_ network: Network, collective: Collective, lr: Float) throws {
+    public func step(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
         try collective.allreduceSumCompressed(network.gradients.all, format: compression)
         network.writeExactGradients(into: network.gradients.pointer, range: 0..<network.layout.count)
-        adam.update(params: network.parameters.pointer, grads: network.gradients.pointer, lr: lr)
+        adam.update(params: network.parameters.pointer, grads: network.gradients.pointer, lr: lr,
+                    weightDecay: weightDecay, decayed: network.layout.denseWeights)
     }
 
     /// Every rank updates every moment: nothing to gather.

@@ -8,8 +8,9 @@
 /// parameters identically on every rank.
 public protocol DataParallelOptimizer: AnyObject {
     var adam: AdamState { get }
-    /// One step with learning rate `lr` from the network's local gradients (collective).
-    func step(_ network: Network, collective: Collective, lr: Float) throws
+    /// One step with learning rate `lr` (and AdamW's `weightDecay` of the Dense weights) from the
+    /// network's local gradients (collective).
+    func step(_ network: Network, collective: Collective, lr: Float, weightDecay: Float) throws
     /// Makes Adam's moments current on every rank, for checkpoints (collective).
     func gatherMoments(collective: Collective) throws
 }
@@ -34,12 +35,13 @@ public final class ShardedAdam: DataParallelOptimizer {
 
     /// One step: reduce-scatter of the weight gradients (in place), Adam on this rank's part,
     /// allgather of the parameters.
-    public func step(_ network: Network, collective: Collective, lr: Float) throws {
+    public func step(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
         let range = partition.range(rank)
         try collective.reduceScatterSum(network.gradients.all, partition: partition)
         let part = network.gradients.pointer + range.lowerBound
         network.writeExactGradients(into: part, range: range)
-        adam.update(params: network.parameters.pointer, grads: part, range: range, lr: lr)
+        adam.update(params: network.parameters.pointer, grads: part, range: range, lr: lr,
+                    weightDecay: weightDecay, decayed: network.layout.denseWeights)
         try collective.allgather(network.parameters.all, partition: partition)
     }
 

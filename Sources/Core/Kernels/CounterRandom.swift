@@ -26,7 +26,7 @@ public func mix64(_ x: UInt64) -> UInt64 {
 /// Purposes separate the random streams, so that e.g. the shuffle of epoch 3 and the dropout
 /// masks of epoch 3 never share numbers.
 public enum RandomPurpose: UInt64, Sendable {
-    case split = 1, shuffle = 2, initialization = 3, dropout = 4
+    case split = 1, shuffle = 2, initialization = 3, dropout = 4, augmentation = 5
 }
 
 /// A key for one random stream: a seed extended by any number of counters.

@@ -22,11 +22,15 @@ public struct LossTally: Equatable, Sendable {
 }
 
 /// Computes the loss of each row of `logits` [rows × classes] against `labels`; writes the gradient
-/// (softmax − onehot) · gradScale into `dLogits` when it is not nil, and each row's predicted class
+/// (softmax − target) · gradScale into `dLogits` when it is not nil, and each row's predicted class
 /// (first maximum, as argmax) into `predictions` when it is not nil.
+///
+/// With label smoothing ε the target is (1 − ε) · onehot + ε / classes, and the loss is the
+/// cross-entropy against it: (1 − ε) · (lse − z_y) + ε · (lse − mean_c z_c).
 public func softmaxCrossEntropy(
     logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
-    gradScale: Float, dLogits: UnsafeMutablePointer<Float>?, predictions: UnsafeMutablePointer<Int32>?
+    gradScale: Float, dLogits: UnsafeMutablePointer<Float>?, predictions: UnsafeMutablePointer<Int32>?,
+    smoothing: Float = 0
 ) -> LossTally {
     var tally = LossTally()
     for i in 0..<rows {
@@ -38,15 +42,23 @@ public func softmaxCrossEntropy(
         for c in 0..<classes { sum += Double(expf(z[c] - zmax)) }
         let y = Int(labels[i])
         // log Σ exp(z − max) + max − z_y, formed so no large terms cancel.
-        tally.lossSum += log(sum) + Double(zmax - z[y])
+        let nll = log(sum) + Double(zmax - z[y])
+        if smoothing > 0 {
+            var mean = 0.0
+            for c in 0..<classes { mean += Double(zmax - z[c]) }
+            tally.lossSum += Double(1 - smoothing) * nll + Double(smoothing) * (log(sum) + mean / Double(classes))
+        } else {
+            tally.lossSum += nll
+        }
         if best == y { tally.correct += 1 }
         predictions?[i] = Int32(best)
         if let dLogits {
             let d = dLogits + i * classes
             let inv = 1.0 / sum
+            let (on, off) = (1 - smoothing + smoothing / Float(classes), smoothing / Float(classes))
             for c in 0..<classes {
                 let p = Float(Double(expf(z[c] - zmax)) * inv)
-                d[c] = (p - (c == y ? 1 : 0)) * gradScale
+                d[c] = (p - (c == y ? on : off)) * gradScale
             }
         }
     }

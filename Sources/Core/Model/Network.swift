@@ -177,7 +177,7 @@ public final class Network {
     public func lossAndGradient(_ ctx: StepContext) -> LossTally {
         let tally = softmaxCrossEntropy(
             logits: logits.pointer, labels: labels.pointer, rows: ctx.rows, classes: architecture.classCount,
-            gradScale: 1 / Float(ctx.globalBatch), dLogits: dLogits.pointer, predictions: nil)
+            gradScale: 1 / Float(ctx.globalBatch), dLogits: dLogits.pointer, predictions: nil, smoothing: ctx.labelSmoothing)
         exactSums.pointer[exactLayout.loss] = tally.lossSum
         exactSums.pointer[exactLayout.loss + 1] = Double(tally.correct)
         return tally
@@ -303,7 +303,8 @@ public final class Network {
 
     /// Loads images `indices` of `images` into rows 0 ..< indices.count of `input` (pixels / 255)
     /// and their labels into `labels`.
-    public func gather(_ images: LabeledImages, indices: UnsafeBufferPointer<Int>) {
+    /// With `augmentation`, each image is transformed (keyed by its index) as it is copied.
+    public func gather(_ images: LabeledImages, indices: UnsafeBufferPointer<Int>, augmentation: Augmentation? = nil) {
         let width = images.width
         precondition(width == architecture.inputWidth && indices.count <= capacity)
         images.pixels.withUnsafeBufferPointer { px in
@@ -311,7 +312,11 @@ public final class Network {
             for (row, index) in indices.enumerated() {
                 let src = px.baseAddress! + index * width
                 let dst = input.pointer + row * width
-                for j in 0..<width { dst[j] = Float(src[j]) * scale }
+                if let augmentation {
+                    augmentation.apply(src, rows: images.rows, cols: images.cols, index: index, into: dst)
+                } else {
+                    for j in 0..<width { dst[j] = Float(src[j]) * scale }
+                }
                 labels.pointer[row] = Int32(images.labels[index])
             }
         }

@@ -60,4 +60,7 @@ public struct ParameterLayout: Equatable, Sendable {
 
     /// All dense layers, hidden blocks first, head last.
     public var allDense: [DenseSlot] { dense + [head] }
+
+    /// Where the Dense weights are (what AdamW decays; biases and BatchNorm are not).
+    public var denseWeights: [Range<Int>] { allDense.map { $0.weight..<($0.weight + $0.fanIn * $0.fanOut) } }
 }

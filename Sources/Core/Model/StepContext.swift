@@ -16,13 +16,17 @@ public struct StepContext: Sendable {
     /// Keep probability of dropout (1 − drop probability).
     public var keep: Float
     public var batchNormMode: BatchNormMode
+    /// Label smoothing ε of the training loss (0: plain cross-entropy).
+    public var labelSmoothing: Float
 
-    public init(globalBatch: Int, firstRow: Int, rows: Int, dropoutKey: RandomKey, keep: Float, batchNormMode: BatchNormMode) {
+    public init(globalBatch: Int, firstRow: Int, rows: Int, dropoutKey: RandomKey, keep: Float, batchNormMode: BatchNormMode,
+                labelSmoothing: Float = 0) {
         self.globalBatch = globalBatch
         self.firstRow = firstRow
         self.rows = rows
         self.dropoutKey = dropoutKey
         self.keep = keep
         self.batchNormMode = batchNormMode
+        self.labelSmoothing = labelSmoothing
     }
 }

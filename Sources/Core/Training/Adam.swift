@@ -4,6 +4,7 @@
 //   m ← β1·m + (1−β1)·g,   v ← β2·v + (1−β2)·g²
 //   standard (`adam`):      p ← p − lr · m̂ / (√v̂ + ε),  m̂ = m / (1−β1^t), v̂ = v / (1−β2^t)
 //   seed (`adam-seed`):     p ← p − lr · m / (√v + ε)   (the notebook's update; no bias correction)
+//   and with weight decay λ (AdamW), p ← p · (1 − lr·λ) first, for the Dense weights only
 // One loop over the flat parameter buffer (or a rank's part of it, see ShardedAdam); identical on
 // every rank because the gradients are.
 import Foundation
@@ -43,16 +44,28 @@ public final class AdamState {
     }
 
     /// Applies one update with learning rate `lr` to all `params` from `grads` (`m.count` entries).
-    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float) {
-        update(params: params, grads: grads, range: 0..<m.count, lr: lr)
+    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float,
+                       weightDecay: Float = 0, decayed: [Range<Int>] = []) {
+        update(params: params, grads: grads, range: 0..<m.count, lr: lr, weightDecay: weightDecay, decayed: decayed)
     }
 
     /// Applies one update with learning rate `lr` to parameters `range` only: `params` is the whole
     /// parameter buffer, `grads[i]` is the gradient of parameter `range.lowerBound + i`. Each rank
     /// of a sharded step updates its own range (see ShardedAdam).
-    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>, lr: Float) {
+    ///
+    /// With `weightDecay` > 0 (AdamW), the parameters in `decayed` (the Dense weights) first shrink
+    /// by lr · weightDecay, decoupled from the gradient as Loshchilov & Hutter and PyTorch's AdamW do.
+    public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>, lr: Float,
+                       weightDecay: Float = 0, decayed: [Range<Int>] = []) {
         precondition(range.lowerBound >= 0 && range.upperBound <= m.count)
         step += 1
+        if weightDecay > 0 {
+            let shrink = 1 - lr * weightDecay
+            for d in decayed {
+                let part = d.clamped(to: range)
+                for i in part { params[i] *= shrink }
+            }
+        }
         // Fold the bias corrections into the step size and ε: lr·m̂/(√v̂+ε) = a·m/(√v + ε') with
         // a = lr·√(1−β2^t)/(1−β1^t) and ε' = ε·√(1−β2^t). Computed in Double once per step; 1 − β is
         // formed in Double too (in Float, 1 − Float(0.999) is 9.99987e-4, not 1e-3).

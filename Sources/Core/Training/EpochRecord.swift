@@ -29,6 +29,10 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var slowestRank: Int = 0
     public var computeSecondsMin: Double = 0
     public var computeSecondsMax: Double = 0
+    /// With a learning-rate schedule: the rate of the epoch's last step (absent otherwise).
+    public var lrLast: Double? = nil
+    /// True on the epoch after which early stopping ended this learning rate's run (absent otherwise).
+    public var earlyStopped: Bool? = nil
 
     /// Seconds the fastest rank spent waiting for the slowest one.
     public var straggleSeconds: Double { computeSecondsMax - computeSecondsMin }
@@ -52,5 +56,7 @@ extension EpochRecord {
         slowestRank = try c.decodeIfPresent(Int.self, forKey: .slowestRank) ?? 0
         computeSecondsMin = try c.decodeIfPresent(Double.self, forKey: .computeSecondsMin) ?? 0
         computeSecondsMax = try c.decodeIfPresent(Double.self, forKey: .computeSecondsMax) ?? 0
+        lrLast = try c.decodeIfPresent(Double.self, forKey: .lrLast)
+        earlyStopped = try c.decodeIfPresent(Bool.self, forKey: .earlyStopped)
     }
 }

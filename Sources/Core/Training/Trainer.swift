@@ -38,6 +38,8 @@ public final class Trainer {
     public internal(set) var best: BestModel?
     /// Learning-rate indices abandoned because the loss became non-finite.
     public internal(set) var diverged: [Int] = []
+    /// The learning rate of the last step (the schedule's value).
+    var lastLearningRate = 0.0
 
     /// Rows evaluated at once in inference mode (bounded for memory, large for sgemm efficiency).
     public static let evaluationChunk = 256
@@ -133,33 +135,39 @@ public final class Trainer {
     /// the same reduced loss, so every rank returns false together).
     func trainStep(order: [Int], dropoutKey: RandomKey) throws -> Bool {
         let (step, epoch, batch) = (position.stepInEpoch, position.epochsDone, config.batchSize)
-        let lr = config.learningRates[position.lrIndex]
+        let base = config.learningRates[position.lrIndex]
+        let lr = config.learningRate(base: base, step: epoch * stepsPerEpoch + step, stepsPerEpoch: stepsPerEpoch)
         collective.noteProgress(lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1)
         let start = DispatchTime.now().uptimeNanoseconds
         let commBefore = collective.communicationSeconds
+        let augmentation = config.augmentShift > 0
+            ? Augmentation(seed: config.seed, epoch: epoch, shift: config.augmentShift, flip: config.augmentFlip) : nil
         order.withUnsafeBufferPointer { o in
-            let base = step * batch
-            network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(base + shard.lowerBound)..<(base + shard.upperBound)]))
+            let first = step * batch
+            network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(first + shard.lowerBound)..<(first + shard.upperBound)]),
+                           augmentation: augmentation)
         }
         let ctx = StepContext(
-            globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count,
-            dropoutKey: dropoutKey.with(step), keep: Float(1 - config.dropout), batchNormMode: config.batchNorm)
+            globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count, dropoutKey: dropoutKey.with(step),
+            keep: Float(1 - config.dropout), batchNormMode: config.batchNorm, labelSmoothing: Float(config.labelSmoothing))
         network.exactSums.pointer[stopVoteSlot] = stopRequested() ? 1 : 0
         let tally = try network.computeLocalGradients(ctx, collective: collective)
         guard tally.lossSum.isFinite else {
-            if isRoot { observer?.diverged(lr: lr, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
+            if isRoot { observer?.diverged(lr: base, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
             return false
         }
-        try optimizer.step(network, collective: collective, lr: Float(lr))
+        try optimizer.step(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
         position.stepInEpoch += 1
         position.epochLossSum += tally.lossSum / Double(batch)
         position.epochAccuracySum += Double(tally.correct) / Double(batch)
         position.epochTrainSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         position.epochCommunicationSeconds += collective.communicationSeconds - commBefore
+        lastLearningRate = lr
         if isRoot, let observer {
-            observer.stepFinished(epoch: epoch + 1, step: step + 1, steps: stepsPerEpoch,
-                                  lossSoFar: position.epochLossSum / Double(step + 1),
-                                  samplesPerSecond: Double(position.stepInEpoch * batch) / max(position.epochTrainSeconds, 1e-9))
+            observer.stepFinished(StepReport(
+                epoch: epoch + 1, step: step + 1, steps: stepsPerEpoch, runStep: epoch * stepsPerEpoch + step + 1,
+                loss: tally.lossSum / Double(batch), lossSoFar: position.epochLossSum / Double(step + 1), learningRate: lr,
+                samplesPerSecond: Double(position.stepInEpoch * batch) / max(position.epochTrainSeconds, 1e-9)))
         }
         return true
     }
@@ -178,7 +186,8 @@ public final class Trainer {
             valLoss: val.loss, valAccuracy: val.accuracy, valMacroF1: val.macroF1,
             trainSeconds: position.epochTrainSeconds, valSeconds: valSeconds,
             communicationSeconds: position.epochCommunicationSeconds,
-            slowestRank: straggler.rank, computeSecondsMin: straggler.min, computeSecondsMax: straggler.max)
+            slowestRank: straggler.rank, computeSecondsMin: straggler.min, computeSecondsMax: straggler.max,
+            lrLast: config.lrSchedule == .constant && config.warmupEpochs == 0 ? nil : lastLearningRate)
     }
 
     /// Every rank's time outside collectives this epoch, compared: the slowest rank (the one the
@@ -192,8 +201,8 @@ public final class Trainer {
         return (slowest, all.min() ?? 0, all[slowest])
     }
 
-    /// Records the epoch, updates the best model, and agrees with rank 0's observer (and the stop
-    /// vote of the epoch's last step) on whether to go on.
+    /// Records the epoch, updates the best model, and agrees with rank 0 on whether to go on: rank 0
+    /// decides early stopping and asks its observer (which saves the state), then broadcasts.
     func finishEpoch(_ record: EpochRecord) throws -> EpochDecision {
         let lrIndex = position.lrIndex
         position = TrainingPosition()
@@ -202,16 +211,35 @@ public final class Trainer {
         history.append(record)
         // Strictly greater, as the seed: the first model to reach a score keeps it.
         let isBest = record.valMacroF1 > (best?.record.valMacroF1 ?? 0)
-        if isBest {
-            best = BestModel(record: record, state: network.state)
-        }
+        if isBest { best = BestModel(record: record, state: network.state) }
         // Every rank's moments are current only in its own part; rank 0 checkpoints all of them.
         try optimizer.gatherMoments(collective: collective)
         var decision = EpochDecision.proceed
-        if isRoot, let observer { decision = try observer.epochFinished(record, isBest: isBest, trainer: self) }
+        if isRoot {
+            if earlyStoppingDue() { endRunEarly() }
+            if let observer { decision = try observer.epochFinished(history[history.count - 1], isBest: isBest, trainer: self) }
+            if decision == .proceed && history.last?.earlyStopped == true { decision = .endLearningRate }
+        }
         decision = try collective.broadcast(decision, root: 0)
+        if decision == .endLearningRate && !isRoot { endRunEarly() }
         // A stop requested during the epoch's last step ends the run here, after the checkpoint.
         return stopVoted ? .stop : decision
+    }
+
+    /// Whether validation macro-F1 has not improved for `config.earlyStopping` epochs of this run.
+    func earlyStoppingDue() -> Bool {
+        guard config.earlyStopping > 0 else { return false }
+        let run = history.filter { $0.lrIndex == position.lrIndex }
+        guard let bestEpoch = run.max(by: { $0.valMacroF1 < $1.valMacroF1 || ($0.valMacroF1 == $1.valMacroF1 && $0.epoch > $1.epoch) })?.epoch else {
+            return false
+        }
+        return position.epochsDone - bestEpoch >= config.earlyStopping && position.epochsDone < config.epochs
+    }
+
+    /// Marks the last epoch as the one that stopped this learning rate's run, and ends the run.
+    func endRunEarly() {
+        history[history.count - 1].earlyStopped = true
+        position.epochsDone = config.epochs
     }
 
     // MARK: - The stop vote

@@ -27,6 +27,21 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var precision: ProductPrecision = .fp32
     /// How the weight gradients travel between ranks (none: exact float32).
     public var gradientCompression: GradientCompression = .none
+    // Beyond the seed's recipe; every one off by default.
+    /// How the learning rate moves over each run (the base rate is the sweep's).
+    public var lrSchedule: LearningRateSchedule = .constant
+    /// Epochs of linear warm-up to the base rate at the start of each run.
+    public var warmupEpochs: Double = 0
+    /// Decoupled weight decay (AdamW) of the Dense weights; biases and BatchNorm are not decayed.
+    public var weightDecay: Double = 0
+    /// Label smoothing ε of the training loss (validation and test report plain cross-entropy).
+    public var labelSmoothing: Double = 0
+    /// Random translations of up to this many pixels (zero fill) of each training image; 0: none.
+    public var augmentShift: Int = 0
+    /// Random horizontal flips of training images (with augmentation).
+    public var augmentFlip: Bool = false
+    /// Stop a learning rate's run when validation macro-F1 has not improved for this many epochs; 0: never.
+    public var earlyStopping: Int = 0
 
     public init() {}
 
@@ -60,6 +75,14 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
             throw TrainerError("--hidden: expected 1 to 64 positive layer widths of at most \(1 << 20), found \(hidden)")
         }
         if epochs > 1_000_000 { throw TrainerError("--epochs: expected at most 1000000, found \(epochs)") }
+        if !(warmupEpochs >= 0 && warmupEpochs <= Double(epochs)) {
+            throw TrainerError("--warmup-epochs: expected 0 to --epochs (\(epochs)), found \(warmupEpochs)")
+        }
+        if !(weightDecay >= 0 && weightDecay < 1) { throw TrainerError("--weight-decay: expected a value in [0, 1), found \(weightDecay)") }
+        if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw TrainerError("--label-smoothing: expected a value in [0, 1), found \(labelSmoothing)") }
+        if !(0...8).contains(augmentShift) { throw TrainerError("--augment-shift: expected 0 to 8 pixels, found \(augmentShift)") }
+        if augmentFlip && augmentShift == 0 { throw TrainerError("--augment-flip: needs --augment (random shifts) too") }
+        if earlyStopping < 0 { throw TrainerError("--early-stopping: expected a number of epochs ≥ 0, found \(earlyStopping)") }
         if batchSize > 1 << 24 { throw TrainerError("--batch-size: expected at most \(1 << 24), found \(batchSize)") }
     }
 
@@ -108,5 +131,12 @@ extension TrainingConfig {
         try read(.batchNorm, \.batchNorm)
         try read(.precision, \.precision)
         try read(.gradientCompression, \.gradientCompression)
+        try read(.lrSchedule, \.lrSchedule)
+        try read(.warmupEpochs, \.warmupEpochs)
+        try read(.weightDecay, \.weightDecay)
+        try read(.labelSmoothing, \.labelSmoothing)
+        try read(.augmentShift, \.augmentShift)
+        try read(.augmentFlip, \.augmentFlip)
+        try read(.earlyStopping, \.earlyStopping)
     }
 }

@@ -9,8 +9,8 @@
 public protocol TrainingObserver: AnyObject {
     /// A learning rate's run starts (fresh parameters).
     func runStarted(lr: Double, lrIndex: Int, stepsPerEpoch: Int)
-    /// A step finished; `lossSoFar` is the running mean of this epoch's batch losses.
-    func stepFinished(epoch: Int, step: Int, steps: Int, lossSoFar: Double, samplesPerSecond: Double)
+    /// A step finished.
+    func stepFinished(_ report: StepReport)
     /// An epoch finished; `isBest` says it set a new best validation macro-F1 (its model is `trainer.best`).
     /// The decision is broadcast from rank 0, so every rank acts on it together.
     func epochFinished(_ record: EpochRecord, isBest: Bool, trainer: Trainer) throws -> EpochDecision
@@ -36,6 +36,21 @@ public enum EpochDecision: UInt8, Equatable, Sendable {
     case proceed = 1
     /// Stop after this epoch; the state is saved, `run` returns `.stopped`.
     case stop = 0
+    /// End this learning rate's run (early stopping) and go on with the next one.
+    case endLearningRate = 2
+}
+
+/// One finished step, as rank 0's observer sees it.
+public struct StepReport: Sendable {
+    /// 1-based epoch and step within it, and the epoch's steps.
+    public var epoch: Int, step: Int, steps: Int
+    /// 1-based step over the whole learning rate's run (TensorBoard's x axis).
+    public var runStep: Int
+    /// This step's mean batch loss, and the running mean over the epoch so far.
+    public var loss: Double, lossSoFar: Double
+    /// The learning rate this step used (the schedule's value).
+    public var learningRate: Double
+    public var samplesPerSecond: Double
 }
 
 extension Collective {

@@ -12,6 +12,7 @@ extension AdamVariant: ExpressibleByArgument {}
 extension BatchNormMode: ExpressibleByArgument {}
 extension ProductPrecision: ExpressibleByArgument {}
 extension GradientCompression: ExpressibleByArgument {}
+extension LearningRateSchedule: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -72,6 +73,35 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("grad-compression"), help: "Weight gradients between ranks: none (exact float32), bf16 or fp16 (16-bit transport, float32 sums, master weights and optimizer; half the traffic, not exact). (default: none)")
     var gradCompression: GradientCompression?
 
+    // MARK: Beyond the seed's recipe (all off by default)
+
+    @Option(help: "Learning-rate schedule of each run: constant (the seed's), cosine (to zero), or step (×0.1 at 1/2 and 3/4 of the epochs). (default: constant)")
+    var lrSchedule: LearningRateSchedule?
+
+    @Option(help: "Epochs of linear warm-up to the base learning rate at the start of each run. (default: 0)")
+    var warmupEpochs: Double?
+
+    @Option(help: "Decoupled weight decay (AdamW) of the Dense weights; biases and BatchNorm are not decayed. (default: 0)")
+    var weightDecay: Double?
+
+    @Option(help: "Label smoothing ε of the training loss. (default: 0)")
+    var labelSmoothing: Double?
+
+    @Flag(help: "Augment training images: random translations of up to 2 pixels (zero fill).")
+    var augment = false
+
+    @Option(help: "With augmentation: the largest translation in pixels. (default: 2 with --augment)")
+    var augmentShift: Int?
+
+    @Flag(help: "With --augment: also flip training images horizontally at random.")
+    var augmentFlip = false
+
+    @Option(help: ArgumentHelp("Stop a learning rate's run when validation macro-F1 has not improved for this many epochs. (default: off)", valueName: "patience"))
+    var earlyStopping: Int?
+
+    @Option(help: ArgumentHelp("Every train setting from a JSON file (config.json's format: a past run's config.json replays it); flags override it.", valueName: "file"))
+    var config: String?
+
     @Option(help: ArgumentHelp("Threads per process for the products (oneDNN's OpenMP threads).", discussion: "Default: $OMP_NUM_THREADS if set; else all cores for a single process, and under mpirun cores on the node / ranks on the node, at most the cores the rank is bound to (at least 1)."))
     var threads: Int?
 
@@ -92,7 +122,8 @@ struct TrainCommand: ParsableCommand {
     /// The configuration: the defaults (or `base`, a checkpoint's) with the given flags applied.
     /// With a `base`, flags that would change the math must agree with it; `--epochs` may grow.
     func makeConfig(base: TrainingConfig? = nil, source: String = "") throws -> TrainingConfig {
-        var c = base ?? TrainingConfig()
+        if base != nil, let config { throw TrainerError("--config \(config): a resumed run keeps the settings of \(source)") }
+        var c = try base ?? configFile() ?? TrainingConfig()
         func apply<T: Equatable>(_ flag: String, _ value: T?, _ path: WritableKeyPath<TrainingConfig, T>, describe: (T) -> String) throws {
             guard let value else { return }
             if base != nil, value != c[keyPath: path] {
@@ -114,6 +145,13 @@ struct TrainCommand: ParsableCommand {
         try apply("--bn", bn, \.batchNorm) { $0.rawValue }
         try apply("--precision", precision, \.precision) { $0.rawValue }
         try apply("--grad-compression", gradCompression, \.gradientCompression) { $0.rawValue }
+        try apply("--lr-schedule", lrSchedule, \.lrSchedule) { $0.rawValue }
+        try apply("--warmup-epochs", warmupEpochs, \.warmupEpochs) { String($0) }
+        try apply("--weight-decay", weightDecay, \.weightDecay) { String($0) }
+        try apply("--label-smoothing", labelSmoothing, \.labelSmoothing) { String($0) }
+        try apply("--augment", augmentShift ?? (augment ? 2 : nil), \.augmentShift) { $0 == 0 ? "off" : "\($0) px" }
+        try apply("--augment-flip", augmentFlip ? true : nil, \.augmentFlip) { String($0) }
+        try apply("--early-stopping", earlyStopping, \.earlyStopping) { String($0) }
         if let epochs {
             if let base, epochs < base.epochs {
                 throw TrainerError("--epochs \(epochs): the run in \(source) was set to \(base.epochs) epochs; a resumed run may only raise it")
@@ -123,6 +161,14 @@ struct TrainCommand: ParsableCommand {
         try c.validate()
         if let threads, threads < 1 { throw TrainerError("--threads: expected at least 1, found \(threads)") }
         return c
+    }
+
+    /// The settings of --config's file, or nil without one.
+    func configFile() throws -> TrainingConfig? {
+        guard let config else { return nil }
+        let bytes: [UInt8]
+        do { bytes = try readFile(config, limit: 1 << 20) } catch let e as TrainerError { throw TrainerError("--config \(e.message)") }
+        return try JSONCoding.decode(TrainingConfig.self, from: bytes, what: "--config \(config)")
     }
 
     func validate() throws {

@@ -56,9 +56,13 @@ final class FaultInjection {
     }
 
     /// Announces the pause through the ready file, then waits (at most ten minutes, so a broken
-    /// test cannot leave a process behind forever) until a stop signal has arrived.
+    /// test cannot leave a process behind forever) until a stop signal has arrived. Pauses once:
+    /// when the ready file exists already (a requeued job's second run), it does not pause again.
     private func pauseUntilStopSignal() {
-        if let readyFile { _ = FileManager.default.createFile(atPath: readyFile, contents: Data("\(getpid())\n".utf8)) }
+        if let readyFile {
+            guard !FileManager.default.fileExists(atPath: readyFile) else { return }
+            _ = FileManager.default.createFile(atPath: readyFile, contents: Data("\(getpid())\n".utf8))
+        }
         let deadline = DispatchTime.now().uptimeNanoseconds + 600_000_000_000
         while !StopSignal.requested() && DispatchTime.now().uptimeNanoseconds < deadline { usleep(5_000) }
     }

@@ -27,6 +27,13 @@ struct RunConfigFile: Codable, Equatable {
     // still read).
     var precision: ProductPrecision?
     var gradientCompression: GradientCompression?
+    var lrSchedule: LearningRateSchedule?
+    var warmupEpochs: Double?
+    var weightDecay: Double?
+    var labelSmoothing: Double?
+    var augmentShift: Int?
+    var augmentFlip: Bool?
+    var earlyStopping: Int?
     // The job and the data.
     var ranks: Int
     var hosts: Int
@@ -59,6 +66,13 @@ struct RunConfigFile: Codable, Equatable {
         batchNorm = c.batchNorm
         precision = c.precision
         gradientCompression = c.gradientCompression
+        lrSchedule = c.lrSchedule
+        warmupEpochs = c.warmupEpochs
+        weightDecay = c.weightDecay
+        labelSmoothing = c.labelSmoothing
+        augmentShift = c.augmentShift
+        augmentFlip = c.augmentFlip
+        earlyStopping = c.earlyStopping
         ranks = job.ranks
         hosts = job.hosts
         threadsPerRank = job.threadsPerRank

@@ -66,7 +66,8 @@ final class RunReporter: TrainingObserver {
             best: .init(best.record), validation: EvaluationSummary(validation), test: EvaluationSummary(test),
             epochSecondsMedian: epochSeconds, divergedLrs: trainer.diverged.map { setup.config.learningRates[$0] },
             ranks: setup.job.ranks, peakRssMb: .init(minOverRanks: memory.min, maxOverRanks: memory.max),
-            collectives: trainer.collective.operationTotals)
+            collectives: trainer.collective.operationTotals,
+            earlyStopped: trainer.history.filter { $0.earlyStopped == true }.map { .init(lr: $0.lr, epoch: $0.epoch) })
         try RunFiles.writeConfusion(validation.confusion, to: directory + "/" + RunFiles.validationConfusion)
         try RunFiles.writeConfusion(test.confusion, to: directory + "/" + RunFiles.testConfusion)
         try RunFiles.writeJSON(summary, to: directory, RunFiles.summary)
@@ -78,14 +79,48 @@ final class RunReporter: TrainingObserver {
 
     func runStarted(lr: Double, lrIndex: Int, stepsPerEpoch: Int) {
         console.line("lr \(lr) (\(lrIndex + 1)/\(setup.config.learningRates.count)): fresh weights, \(stepsPerEpoch) steps per epoch")
+        openEvents(lrIndex: lrIndex)
     }
 
-    func stepFinished(epoch: Int, step: Int, steps: Int, lossSoFar: Double, samplesPerSecond: Double) {
-        console.progress(force: step == steps) {
-            let eta = Double((steps - step) * setup.config.batchSize) / max(samplesPerSecond, 1e-9)
-            return String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
-                          epoch, setup.config.epochs, step, steps, samplesPerSecond, lossSoFar, eta)
+    // MARK: TensorBoard
+
+    /// The live TensorBoard event file of the learning rate being trained (one directory per rate:
+    /// <run>/tensorboard/lr_<rate>, so TensorBoard shows the rates of a sweep as runs).
+    private var events: TensorBoardWriter?
+    private var eventsLRIndex = -1
+
+    func openEvents(lrIndex: Int) {
+        guard eventsLRIndex != lrIndex else { return }
+        try? events?.flush()
+        eventsLRIndex = lrIndex
+        let lr = setup.config.learningRates[lrIndex]
+        // TensorBoard is a convenience: a failure to write it is reported once and training goes on.
+        do { events = try TensorBoardWriter(directory: directory + "/tensorboard/lr_\(lr)") } catch {
+            console.line("warning: no TensorBoard events: \(error)")
+            events = nil
         }
+    }
+
+    func writeEpochEvents(_ r: EpochRecord, trainer: Trainer) {
+        openEvents(lrIndex: r.lrIndex)
+        let step = r.epoch * trainer.stepsPerEpoch
+        events?.add(step: step, [
+            ("val/loss", Float(r.valLoss)), ("val/accuracy", Float(r.valAccuracy)), ("val/macro_f1", Float(r.valMacroF1)),
+            ("train/epoch_loss", Float(r.trainLoss)), ("train/epoch_accuracy", Float(r.trainAccuracy)),
+            ("time/epoch_seconds", Float(r.trainSeconds)), ("time/communication_share", Float(r.communicationSeconds / max(r.trainSeconds, 1e-9))),
+            ("time/epoch", Float(r.epoch)),
+        ])
+        try? events?.flush()
+    }
+
+    func stepFinished(_ r: StepReport) {
+        console.progress(force: r.step == r.steps) {
+            let eta = Double((r.steps - r.step) * setup.config.batchSize) / max(r.samplesPerSecond, 1e-9)
+            return String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
+                          r.epoch, setup.config.epochs, r.step, r.steps, r.samplesPerSecond, r.lossSoFar, eta)
+        }
+        events?.add(step: r.runStep, [("train/loss", Float(r.loss)), ("train/learning_rate", Float(r.learningRate)),
+                                      ("train/samples_per_second", Float(r.samplesPerSecond))])
     }
 
     func epochFinished(_ r: EpochRecord, isBest: Bool, trainer: Trainer) throws -> EpochDecision {
@@ -95,6 +130,10 @@ final class RunReporter: TrainingObserver {
             "\(r.lr)", r.epoch, setup.config.epochs, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,
             r.trainSeconds, samples / max(r.trainSeconds, 1e-9), 100 * r.communicationSeconds / max(r.trainSeconds, 1e-9),
             straggler(r), isBest ? "  *best" : ""))
+        if r.earlyStopped == true {
+            console.line("lr \(r.lr): validation macro-F1 has not improved for \(setup.config.earlyStopping) epochs; stopping this learning rate early")
+        }
+        writeEpochEvents(r, trainer: trainer)
         try saveCheckpoints(trainer, best: isBest)
         return .proceed
     }

@@ -39,6 +39,13 @@ struct RunSummary: Codable, Equatable {
     var peakRssMb: Memory
     /// Rank 0's collectives over the whole run: calls and seconds per kind (empty for one process).
     var collectives: [String: OperationTotal]?
+    /// The learning rates whose runs early stopping ended, and after which epoch.
+    var earlyStopped: [EarlyStop]?
+
+    struct EarlyStop: Codable, Equatable {
+        var lr: Double
+        var epoch: Int
+    }
 }
 
 /// A model's loss, accuracy, macro-F1 and confusion matrix on one split, as the run files store it.

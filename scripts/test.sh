@@ -13,8 +13,9 @@ export EXTRA_APT_PACKAGES="${EXTRA_APT_PACKAGES:-} slurm-wlm munge iproute2 open
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 # Test oracles and tools: NumPy (reference implementation of the seed's math), safetensors (the
-# reference reader/writer of the checkpoint format), matplotlib (the plotting script).
-PY_PACKAGES=(numpy safetensors matplotlib)
+# reference reader/writer of the checkpoint format), matplotlib (the plotting script), tensorboard
+# (its own reader checks the event files).
+PY_PACKAGES=(numpy safetensors matplotlib tensorboard)
 py_missing=()
 for p in "${PY_PACKAGES[@]}"; do python3 -c "import $p" >/dev/null 2>&1 || py_missing+=("$p"); done
 if [ ${#py_missing[@]} -gt 0 ]; then
@@ -26,7 +27,7 @@ fi
 for p in "${PY_PACKAGES[@]}"; do python3 -c "import $p" || { say "python package $p is required by the tests"; exit 1; }; done
 
 # In CI every oracle must run: a missing one fails the test instead of skipping it.
-export SAFETENSORS_REQUIRED=1 MATPLOTLIB_REQUIRED=1
+export SAFETENSORS_REQUIRED=1 MATPLOTLIB_REQUIRED=1 TENSORBOARD_REQUIRED=1
 export NUMPY_REFERENCE_REQUIRED=1  # the NumPy oracle must run in CI, not skip
 export MULTIHOST_REQUIRED=1        # and so must the emulated cluster, sshd and qemu
 say "running tests (binary under test: $DIST_TRAINER_BIN)"

@@ -31,6 +31,8 @@ ALL_CONFIGS=(
     "np=1 threads=1|1|1|"
     "np=2|2|1|"
     "np=2 bn=local|2|1|--bn local"
+    # Augmentation happens while the batch is gathered; this measures what it costs.
+    "np=2 augment|2|1|--augment --augment-shift 2 --augment-flip"
 )
 if grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
     ALL_CONFIGS+=("np=2 bf16|2|1|--precision bf16" "np=1 threads=$CORES bf16|1|$CORES|--precision bf16")

@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]    TARGET: idx | gzip | safetensors | checkpoint | all
 #   scripts/fuzz.sh all 30                                   # what CI runs: each harness for 30 s
 #
-# Builds .build/fuzz/dist-trainer-fuzz once (Core's sources and Fuzz/Harness.swift, compiled with
+# Builds .build/fuzz/dist-trainer-fuzz once (Core's sources and fuzz/Harness.swift, compiled with
 # -sanitize=fuzzer,address), then runs it on a copy of the seed corpus fuzz/corpus/TARGET (new
 # inputs go to .build/fuzz/corpus/TARGET, crashes to .build/fuzz/crashes/). Prints one line per
 # target: executions, corpus size, and the findings. Exit 1 on any finding (the crashing input's
@@ -21,7 +21,7 @@ OUT="$ROOT/.build/fuzz"
 BIN="$OUT/dist-trainer-fuzz"
 mkdir -p "$OUT" "$OUT/crashes"
 
-sources=(Fuzz/Harness.swift)
+sources=(fuzz/Harness.swift)
 while IFS= read -r f; do sources+=("$f"); done < <(find Sources/Core -name '*.swift' | sort)
 newest="$(ls -t "${sources[@]}" | head -n 1)"
 if [ ! -x "$BIN" ] || [ "$newest" -nt "$BIN" ]; then

@@ -145,3 +145,21 @@ func readMetrics(_ runDir: String) throws -> [[String: Any]] {
 func readJSON(_ path: String) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
 }
+
+/// Runs `arguments` (single process, or under mpirun with `np` > 1) and checks the bad-input
+/// contract: exit ≠ 0 within 15 s, no crash dump, exactly one line of ours on stderr, containing
+/// every needle.
+func expectOneLine(np: Int = 1, _ arguments: [String], environment: [String: String] = [:], _ needles: [String],
+                   file: StaticString = #filePath, line: UInt = #line) throws {
+    let r = np == 1 ? try runTrainer(arguments, environment: environment, timeout: 30)
+        : try runMPI(np, arguments, environment: environment, timeout: 30)
+    XCTAssertFalse(r.timedOut, "\(arguments): hung", file: file, line: line)
+    XCTAssertNotEqual(r.status, 0, "\(arguments)", file: file, line: line)
+    XCTAssertLessThan(r.seconds, 15, "\(arguments): \(r.seconds) s", file: file, line: line)
+    let ours = r.stderr.split(separator: "\n").filter { $0.hasPrefix("dist-trainer: error:") || $0.hasPrefix("Error:") }
+    XCTAssertEqual(ours.count, 1, "\(arguments): \(r.stderr)", file: file, line: line)
+    for needle in needles {
+        XCTAssertTrue(ours.first?.contains(needle) ?? false, "'\(needle)' not in: \(r.stderr)", file: file, line: line)
+    }
+    XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Stack dump"), "crash: \(r.stderr)", file: file, line: line)
+}

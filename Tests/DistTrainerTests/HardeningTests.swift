@@ -10,23 +10,6 @@ import XCTest
 final class HardeningTests: XCTestCase {
     let small = ["--hidden", "8,4", "--lr", "0.01", "--batch-size", "50", "--threads", "1"]
 
-    /// Runs `arguments` (single process, or under mpirun with `np` > 1) and checks the bad-input
-    /// contract: exit ≠ 0 within 15 s, exactly one line of ours on stderr, containing every needle.
-    func expectOneLine(_ arguments: [String], np: Int = 1, environment: [String: String] = [:], _ needles: [String],
-                       file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = np == 1 ? try runTrainer(arguments, environment: environment, timeout: 30)
-            : try runMPI(np, arguments, environment: environment, timeout: 30)
-        XCTAssertFalse(r.timedOut, "\(arguments): hung", file: file, line: line)
-        XCTAssertNotEqual(r.status, 0, "\(arguments)", file: file, line: line)
-        XCTAssertLessThan(r.seconds, 15, "\(arguments): \(r.seconds) s", file: file, line: line)
-        let ours = r.stderr.split(separator: "\n").filter { $0.hasPrefix("dist-trainer: error:") || $0.hasPrefix("Error:") }
-        XCTAssertEqual(ours.count, 1, "\(arguments): \(r.stderr)", file: file, line: line)
-        for needle in needles {
-            XCTAssertTrue(ours.first?.contains(needle) ?? false, "'\(needle)' not in: \(r.stderr)", file: file, line: line)
-        }
-        XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Stack dump"), "crash: \(r.stderr)", file: file, line: line)
-    }
-
     // MARK: - Hostile data files
 
     func testHostileDataFiles() throws {
@@ -61,7 +44,7 @@ final class HardeningTests: XCTestCase {
             try expectOneLine(["train", "--data-dir", dir, "--run-dir", tmp + "/run-" + UUID().uuidString.prefix(6)] + small, needles)
         }
         if (try? mpirunPath()) != nil {
-            try expectOneLine(["train", "--data-dir", cases[0].0, "--run-dir", tmp + "/mpi"] + small, np: 2, ["rank 0", "a FIFO"])
+            try expectOneLine(np: 2, ["train", "--data-dir", cases[0].0, "--run-dir", tmp + "/mpi"] + small, ["rank 0", "a FIFO"])
         }
     }
 

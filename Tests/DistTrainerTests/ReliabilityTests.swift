@@ -8,20 +8,6 @@ import XCTest
 final class ReliabilityTests: XCTestCase {
     let small = ["--hidden", "16,8", "--epochs", "1", "--lr", "0.003", "--threads", "1"]
 
-    /// Runs and checks the contract for bad input: exit ≠ 0, within 10 s, exactly one line of ours
-    /// on stderr containing every `needle`.
-    func expectOneLineFailure(_ np: Int, _ args: [String], _ needles: [String], file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = np == 1 ? try runTrainer(args, timeout: 30) : try runMPI(np, args, timeout: 30)
-        XCTAssertFalse(r.timedOut, "\(args): hung", file: file, line: line)
-        XCTAssertNotEqual(r.status, 0, "\(args)", file: file, line: line)
-        XCTAssertLessThan(r.seconds, 10, "\(args) took \(r.seconds) s", file: file, line: line)
-        let ours = r.stderr.split(separator: "\n").filter { $0.hasPrefix("dist-trainer: error:") || $0.hasPrefix("Error:") }
-        XCTAssertEqual(ours.count, 1, "np=\(np) \(args): \(r.stderr)", file: file, line: line)
-        for needle in needles {
-            XCTAssertTrue(ours.first?.contains(needle) ?? false, "np=\(np): '\(needle)' not in: \(r.stderr)", file: file, line: line)
-        }
-    }
-
     // MARK: - Bad input
 
     func testBadDataFiles() throws {
@@ -78,12 +64,12 @@ final class ReliabilityTests: XCTestCase {
         cases.append((d, ["8", "9"]))
 
         for (dir, needles) in cases {
-            try expectOneLineFailure(1, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
+            try expectOneLine(np: 1, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
         }
         // The same checks agreed by every rank of an MPI job: one message, all ranks exit.
         if (try? mpirunPath()) != nil {
             for (dir, needles) in [cases[1], cases[3], cases[8]] {
-                try expectOneLineFailure(2, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
+                try expectOneLine(np: 2, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
             }
         }
     }
@@ -99,11 +85,11 @@ final class ReliabilityTests: XCTestCase {
             (["--model", "7"], ["--model"]), (["--hidden", "64,x"], ["--hidden"]), (["--hidden", "64,0"], ["--hidden"]),
             (["--bn", "batch"], ["--bn"]), (["--optimizer", "sgd"], ["--optimizer"]), (["--collective-timeout", "-1"], ["--collective-timeout"]),
         ]
-        for (flags, needles) in cases { try expectOneLineFailure(1, base + flags, needles) }
+        for (flags, needles) in cases { try expectOneLine(np: 1, base + flags, needles) }
         if (try? mpirunPath()) != nil {
             // A batch smaller than the number of ranks: some rank would have no sample.
-            try expectOneLineFailure(3, base + ["--batch-size", "2"], ["--batch-size", "2", "3"])
-            for (flags, needles) in cases.prefix(3) { try expectOneLineFailure(2, base + flags, needles) }
+            try expectOneLine(np: 3, base + ["--batch-size", "2"], ["--batch-size", "2", "3"])
+            for (flags, needles) in cases.prefix(3) { try expectOneLine(np: 2, base + flags, needles) }
         }
     }
 
@@ -111,9 +97,9 @@ final class ReliabilityTests: XCTestCase {
         let tmp = try temporaryDirectory(self)
         try writeSyntheticDataset(to: tmp + "/data", train: 200, test: 50)
         _ = FileManager.default.createFile(atPath: tmp + "/a-file", contents: Data("x".utf8))
-        try expectOneLineFailure(1, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["--run-dir", "a-file/run"])
+        try expectOneLine(np: 1, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["--run-dir", "a-file/run"])
         if (try? mpirunPath()) != nil {
-            try expectOneLineFailure(2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["rank 0", "--run-dir"])
+            try expectOneLine(np: 2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["rank 0", "--run-dir"])
         }
     }
 

@@ -297,12 +297,16 @@ PY
 
 # --- (f'') preemption and requeue ------------------------------------------------------------------
 wait_jobs() {  # until no job of ours is pending, running or completing (or the timeout)
-    local deadline=$((SECONDS + ${SLURM_TEST_TIMEOUT:-180})) id
+    local deadline=$((SECONDS + ${SLURM_TEST_TIMEOUT:-180})) id hurried=""
     while [ -n "$(squeue -h -t PD,R,CG,CF,S -o %i 2>/dev/null)" ]; do
         [ "$SECONDS" -lt "$deadline" ] || fail "jobs not finished after ${SLURM_TEST_TIMEOUT:-180} s: $(squeue -h -o '%i %T %r' | tr '\n' ';')"
-        # Slurm holds a requeued job back for a while (reason BeginTime); a test need not wait.
+        # Slurm holds a requeued job back for a while (reason BeginTime); a test need not wait that
+        # long, but the restart must come at least a second after the requeue: slurmd refuses a
+        # credential issued in the second it revoked the job's ("Job credential revoked").
         for id in $(squeue -h -t PD -o '%i %r' 2>/dev/null | awk '$2 == "BeginTime" { print $1 }'); do
-            scontrol update JobId="$id" StartTime=now 2>/dev/null || true
+            case " $hurried " in *" $id:$(scontrol -o show job "$id" | grep -o -E 'Restarts=[0-9]+') "*) continue ;; esac
+            scontrol update JobId="$id" StartTime=now+2 2>/dev/null || true
+            hurried="$hurried $id:$(scontrol -o show job "$id" | grep -o -E 'Restarts=[0-9]+')"
         done
         sleep 0.5
     done
@@ -345,7 +349,11 @@ ta, tb = (json.load(open(d + "/summary.json"))["test"] for d in sys.argv[1:3])
 print(f"    {sys.argv[2]}: {len(b)} epochs, test accuracy {tb['accuracy']:.4f} (uninterrupted {ta['accuracy']:.4f}), identical: {same and ta == tb}")
 sys.exit(0 if same and ta == tb else 1)
 PY
-        say "job $JOB ($how): requeued $restarts time(s), resumed, COMPLETED, metrics bitwise the uninterrupted run's"
+        # --open-mode=append: the requeued run's log follows the first run's instead of replacing it.
+        out="$TMP/train-$how-$JOB.out"
+        grep -q "(restart 0)" "$out" && grep -q "(restart 1)" "$out" && grep -q "resuming from" "$out" \
+            || fail "job $JOB ($how): $out does not hold both runs' logs (first run, then the resumed one)"
+        say "job $JOB ($how): requeued $restarts time(s), resumed, COMPLETED, metrics bitwise the uninterrupted run's; one log for both runs"
     done
     exit 0
 fi

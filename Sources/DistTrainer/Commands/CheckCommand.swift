@@ -1,11 +1,11 @@
 // Check: `dist-trainer check`, a self-test of the MPI job before you spend hours training on it.
 //
 // Run it exactly as you would train (`mpirun -np N dist-trainer check`). It verifies, with exact
-// expected values, that sum-allreduce (Float and Double), min/max, broadcast of buffers and bytes
-// and error agreement work across all ranks; that a data-parallel gradient computed on shards
-// equals the single-process gradient of the whole batch; and that BatchNorm running statistics
-// merge exactly in both `sync` and `local` modes. Rank 0 prints one line per check; exit status 1 if
-// any check fails on any rank.
+// expected values, that sum-allreduce (Float, Double, and the 16-bit ring of --grad-compression),
+// min/max, broadcast of buffers and bytes and error agreement work across all ranks; that a
+// data-parallel gradient computed on shards equals the single-process gradient of the whole
+// batch; and that BatchNorm running statistics merge exactly in both `sync` and `local` modes.
+// Rank 0 prints one line per check; exit status 1 if any check fails on any rank.
 import ArgumentParser
 import Core
 import Foundation
@@ -80,6 +80,8 @@ struct CheckCommand: ParsableCommand {
         for i in 0..<n { err = max(err, abs(d.pointer[i] - (Double(s * (s - 1) / 2) + Double(s) * Double(i) * 0.5))) }
         try report("allreduce sum (Double, \(n))", err, 0)
 
+        try checkCompressedAllreduce(mpi, report: report)
+
         let (lo, hi) = try mpi.allreduceMinMax(Double(r) * 1.5 - 2)
         try report("allreduce min/max", max(abs(lo + 2), abs(hi - (Double(s - 1) * 1.5 - 2))), 0)
 
@@ -95,6 +97,36 @@ struct CheckCommand: ParsableCommand {
         try mpi.broadcast(&bytes, root: root)
         try report("broadcast bytes from rank \(root)", String(decoding: bytes, as: UTF8.self) == "from rank \(root): ünïcödé" ? 0 : 1, 0)
         try mpi.barrier()
+    }
+
+    /// The 16-bit ring of --grad-compression: small integers are exact in bf16 and fp16, so their
+    /// sums must be exact (an uneven length gives unequal ring parts); values that do round must
+    /// stay within one 16-bit rounding per hop, and every rank must end with the same sums.
+    func checkCompressedAllreduce(_ mpi: MPICollective, report: (String, Double, Double) throws -> Void) throws {
+        let (r, s) = (mpi.rank, mpi.size)
+        let m = 1001 + s
+        for format in [GradientCompression.bf16, .fp16] {
+            let g = Buffer<Float>(count: m)
+            for i in 0..<m { g.pointer[i] = Float((r + 1) * (i % 7)) }
+            try mpi.allreduceSumCompressed(g.all, format: format)
+            var err = 0.0
+            for i in 0..<m { err = max(err, abs(Double(g.pointer[i]) - Double(s * (s + 1) / 2 * (i % 7)))) }
+            try report("allreduce sum in \(format) (ring, \(m))", err, 0)
+
+            for i in 0..<m { g.pointer[i] = 1 / Float(1 + i + r) }
+            try mpi.allreduceSumCompressed(g.all, format: format)
+            err = 0
+            var checksum = 0.0
+            for i in 0..<m {
+                let exact = (0..<s).reduce(0.0) { $0 + Double(1 / Float(1 + i + $1)) }
+                err = max(err, abs(Double(g.pointer[i]) - exact) / exact)
+                checksum += Double(g.pointer[i]) * Double(i % 11 + 1)
+            }
+            let unit = format == .bf16 ? 0x1p-8 : 0x1p-11  // relative rounding of one conversion
+            try report("allreduce sum in \(format), rounded values: relative error", err, unit * Double(s))
+            let (low, high) = try mpi.allreduceMinMax(checksum)
+            try report("allreduce sum in \(format): every rank holds the same sums", high - low, 0)
+        }
     }
 
     /// A failure on one rank only must reach every rank, with that rank's message.

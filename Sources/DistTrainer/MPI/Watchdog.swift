@@ -80,11 +80,14 @@ final class Watchdog: @unchecked Sendable {
         var signalSeenAt: UInt64 = 0
         while true {
             usleep(100_000)
+            // The start first, then the clock: read the other way round, a collective entered
+            // between the two reads started "after now", and the unsigned difference wrapped to
+            // 18 446 744 073 s, a false timeout that killed a healthy 3-host benchmark run.
+            let start = enteredAt.load(ordering: .acquiring)
             let now = DispatchTime.now().uptimeNanoseconds
             if signalSeenAt == 0 && StopSignal.requested() { signalSeenAt = now }
-            let start = enteredAt.load(ordering: .acquiring)
-            guard start != 0 else { continue }
-            let waited = Double(now &- start) / 1e9
+            guard start != 0, now >= start else { continue }
+            let waited = Double(now - start) / 1e9
             if waited > timeout {
                 end("\(describeCollective()) has not completed after \(Int(waited)) s (collective timeout \(Int(timeout)) s); "
                     + "another rank has probably died or hung, or a host was lost; ending the job", code: 124,
@@ -92,7 +95,7 @@ final class Watchdog: @unchecked Sendable {
             }
             // Stopped by a signal that arrived while this collective was already waiting and that
             // the collective has outlived by two seconds: the job is being torn down around us.
-            if signalSeenAt != 0 && start < signalSeenAt && now &- signalSeenAt > 2_000_000_000 {
+            if signalSeenAt != 0 && start < signalSeenAt && now - signalSeenAt > 2_000_000_000 {
                 end("stopped by \(StopSignal.name) while \(describeCollective()) had waited \(Int(waited)) s for the other ranks "
                     + "(a host was lost or a rank died); last.safetensors holds the state of the last finished epoch",
                     code: StopSignal.exitCode)

@@ -42,6 +42,7 @@ CONFIGS=(
     "2 hosts 10gbit|2|hosts|10gbit|" "3 hosts 10gbit|3|hosts|10gbit|"
     "2 hosts 1gbit|2|hosts|1gbit|" "3 hosts 1gbit|3|hosts|1gbit|"
     "2 hosts bf16 grads|2|hosts|none|--grad-compression bf16" "2 hosts 1gbit bf16 grads|2|hosts|1gbit|--grad-compression bf16"
+    "2 hosts 1gbit accumulate 4|2|hosts|1gbit|--accumulate 4"
 )
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores; rounds $ROUNDS, epochs $EPOCHS; flags: ${FLAGS:-none}"
 echo "runs and logs: $OUT"

@@ -85,6 +85,12 @@ final class EmulatedCluster {
         launchArguments + ["--hostfile", file ?? hostfile, "-np", String(np)]
     }
 
+    /// Limits every link of the cluster to `rate` (tbf, e.g. "1gbit"), or lifts the limit (nil).
+    func shape(_ rate: String?) throws {
+        let r = try runCommand(script, (rate.map { ["shape", $0] } ?? ["unshape"]) + ["--prefix", prefix], timeout: 30)
+        XCTAssertEqual(r.status, 0, "shape \(rate ?? "none"): \(r.stderr)")
+    }
+
     /// Runs `netns.sh verb host` (link-down, link-up).
     func netns(_ verb: String, _ host: String) throws {
         let r = try runCommand(script, [verb, host], timeout: 30)

@@ -82,6 +82,30 @@ final class MultiHostTests: XCTestCase {
         }
     }
 
+    /// `check --network` reads a link's sustained rate: on links shaped to 1 Gbit/s (125 MB/s on
+    /// the wire) it reports 90–150 MB/s (the first probe, a single ping-pong, read 170 MB/s because
+    /// the token bucket refilled while each direction was idle), and far more unshaped.
+    func testNetworkProbeReadsAShapedLink() throws {
+        let cluster = try EmulatedCluster(self, hosts: 2)
+        func probe() throws -> (latency: Double, bandwidth: Double, allreduce: Double) {
+            let r = try mpirun(cluster.mpirun(np: 2), ["check", "--network", "--json"], timeout: 120)
+            XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+            let line = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            let link = (json?["links"] as? [[String: Any]])?.first
+            XCTAssertEqual(json?["hosts"] as? Int, 2, line)
+            return (link?["latency"] as? Double ?? -1, link?["bandwidth"] as? Double ?? -1, json?["small_allreduce"] as? Double ?? -1)
+        }
+        try cluster.shape("1gbit")
+        let shaped = try probe()
+        XCTAssertTrue((90e6...150e6).contains(shaped.bandwidth), "1 Gbit/s link read as \(shaped.bandwidth / 1e6) MB/s")
+        XCTAssertTrue(shaped.latency > 0 && shaped.latency < 1e-3, "latency \(shaped.latency)")
+        XCTAssertTrue(shaped.allreduce > 0 && shaped.allreduce < 1e-2, "small allreduce \(shaped.allreduce)")
+        try cluster.shape(nil)
+        let free = try probe()
+        XCTAssertGreaterThan(free.bandwidth, 3 * shaped.bandwidth, "unshaped \(free.bandwidth / 1e6) MB/s vs shaped \(shaped.bandwidth / 1e6)")
+    }
+
     /// The path the README gives cluster users: password-less ssh to every host (mpirun's default
     /// launcher, found on PATH), `dist-trainer check`, then `HOSTFILE=... scripts/train.sh`.
     func testSSHLaunchAndTrainScript() throws {

@@ -40,6 +40,10 @@ public final class Trainer {
     public internal(set) var diverged: [Int] = []
     /// The learning rate of the last step (the schedule's value).
     var lastLearningRate = 0.0
+    /// With --accumulate: the sums of the earlier minibatches' local weight gradients and of their
+    /// (already reduced) per-feature gradients; allocated once, empty without accumulation.
+    let accumulatedGradients: Buffer<Float>
+    let accumulatedExact: Buffer<Double>
 
     /// Rows evaluated at once in inference mode (bounded for memory, large for sgemm efficiency).
     public static let evaluationChunk = 256
@@ -58,7 +62,10 @@ public final class Trainer {
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
         optimizer = config.gradientCompression == .none ? ShardedAdam(adam: adam, collective: collective)
             : ReplicatedAdam(adam: adam, compression: config.gradientCompression)
-        stepsPerEpoch = split.train.count / config.batchSize
+        stepsPerEpoch = split.train.count / config.samplesPerStep
+        let accumulating = config.accumulate > 1
+        accumulatedGradients = Buffer(count: accumulating ? network.layout.count : 0)
+        accumulatedExact = Buffer(count: accumulating ? network.exactLayout.loss : 0)
         startLearningRate()
     }
 
@@ -134,42 +141,80 @@ public final class Trainer {
     /// One data-parallel step at `position`; false if the loss became non-finite (every rank sees
     /// the same reduced loss, so every rank returns false together).
     func trainStep(order: [Int], dropoutKey: RandomKey) throws -> Bool {
-        let (step, epoch, batch) = (position.stepInEpoch, position.epochsDone, config.batchSize)
+        let (step, epoch, samples) = (position.stepInEpoch, position.epochsDone, config.samplesPerStep)
         let base = config.learningRates[position.lrIndex]
         let lr = config.learningRate(base: base, step: epoch * stepsPerEpoch + step, stepsPerEpoch: stepsPerEpoch)
         collective.noteProgress(lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1)
         let start = DispatchTime.now().uptimeNanoseconds
         let commBefore = collective.communicationSeconds
-        let augmentation = config.augmentShift > 0
-            ? Augmentation(seed: config.seed, epoch: epoch, shift: config.augmentShift, flip: config.augmentFlip) : nil
-        order.withUnsafeBufferPointer { o in
-            let first = step * batch
-            network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(first + shard.lowerBound)..<(first + shard.upperBound)]),
-                           augmentation: augmentation)
-        }
-        let ctx = StepContext(
-            globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count, dropoutKey: dropoutKey.with(step),
-            keep: Float(1 - config.dropout), batchNormMode: config.batchNorm, labelSmoothing: Float(config.labelSmoothing))
-        network.exactSums.pointer[stopVoteSlot] = stopRequested() ? 1 : 0
-        let tally = try network.computeLocalGradients(ctx, collective: collective)
+        let tally = try computeStepGradients(order: order, dropoutKey: dropoutKey, vote: stopRequested())
         guard tally.lossSum.isFinite else {
             if isRoot { observer?.diverged(lr: base, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
             return false
         }
         try optimizer.step(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
         position.stepInEpoch += 1
-        position.epochLossSum += tally.lossSum / Double(batch)
-        position.epochAccuracySum += Double(tally.correct) / Double(batch)
+        position.epochLossSum += tally.lossSum / Double(samples)
+        position.epochAccuracySum += Double(tally.correct) / Double(samples)
         position.epochTrainSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         position.epochCommunicationSeconds += collective.communicationSeconds - commBefore
         lastLearningRate = lr
         if isRoot, let observer {
             observer.stepFinished(StepReport(
                 epoch: epoch + 1, step: step + 1, steps: stepsPerEpoch, runStep: epoch * stepsPerEpoch + step + 1,
-                loss: tally.lossSum / Double(batch), lossSoFar: position.epochLossSum / Double(step + 1), learningRate: lr,
-                samplesPerSecond: Double(position.stepInEpoch * batch) / max(position.epochTrainSeconds, 1e-9)))
+                loss: tally.lossSum / Double(samples), lossSoFar: position.epochLossSum / Double(step + 1), learningRate: lr,
+                samplesPerSecond: Double(position.stepInEpoch * samples) / max(position.epochTrainSeconds, 1e-9)))
         }
         return true
+    }
+
+    /// The local gradients of the step at `position`, ready for the optimizer's reduction: those of
+    /// one global minibatch, or with --accumulate K the mean over K consecutive minibatches (each
+    /// normalised by BatchNorm on its own, each with its own dropout masks, numbered as if they were
+    /// steps of an unaccumulated run). The per-feature gradients are reduced with every minibatch
+    /// (they travel with the BatchNorm sums and the loss), the weight gradients only once, by the
+    /// optimizer. `vote` is this rank's stop vote. Returns the loss and correct count summed over
+    /// the step's samples.
+    func computeStepGradients(order: [Int], dropoutKey: RandomKey, vote: Bool) throws -> LossTally {
+        let (k, batch) = (config.accumulate, config.batchSize)
+        let augmentation = config.augmentShift > 0
+            ? Augmentation(seed: config.seed, epoch: position.epochsDone, shift: config.augmentShift, flip: config.augmentFlip) : nil
+        var total = LossTally(lossSum: 0, correct: 0)
+        for micro in 0..<k {
+            let minibatch = position.stepInEpoch * k + micro
+            order.withUnsafeBufferPointer { o in
+                let first = minibatch * batch
+                network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(first + shard.lowerBound)..<(first + shard.upperBound)]),
+                               augmentation: augmentation)
+            }
+            let ctx = StepContext(
+                globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count, dropoutKey: dropoutKey.with(minibatch),
+                keep: Float(1 - config.dropout), batchNormMode: config.batchNorm, labelSmoothing: Float(config.labelSmoothing))
+            network.exactSums.pointer[stopVoteSlot] = vote ? 1 : 0
+            let tally = try network.computeLocalGradients(ctx, collective: collective)
+            total.lossSum += tally.lossSum
+            total.correct += tally.correct
+            if k > 1 { accumulate(minibatch: micro, of: k) }
+        }
+        return total
+    }
+
+    /// Adds minibatch `micro` (of `k`), just computed, to the step's sums; after the last one,
+    /// leaves their mean in the network's gradient buffers, where the optimizer step expects it.
+    func accumulate(minibatch micro: Int, of k: Int) {
+        let (g, acc, n) = (network.gradients.pointer, accumulatedGradients.pointer, network.layout.count)
+        let (e, eacc, m) = (network.exactSums.pointer, accumulatedExact.pointer, network.exactLayout.loss)
+        if micro == 0 {
+            acc.update(from: g, count: n)
+            eacc.update(from: e, count: m)
+        } else if micro < k - 1 {
+            for i in 0..<n { acc[i] += g[i] }
+            for i in 0..<m { eacc[i] += e[i] }
+        } else {
+            let (scale, exactScale) = (1 / Float(k), 1 / Double(k))
+            for i in 0..<n { g[i] = (g[i] + acc[i]) * scale }
+            for i in 0..<m { e[i] = (e[i] + eacc[i]) * exactScale }
+        }
     }
 
     /// Validation after the epoch's last step, and the epoch's record.

@@ -42,8 +42,15 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var augmentFlip: Bool = false
     /// Stop a learning rate's run when validation macro-F1 has not improved for this many epochs; 0: never.
     public var earlyStopping: Int = 0
+    /// Minibatches of `batchSize` whose gradients are averaged before one reduction and optimizer
+    /// step (gradient accumulation, as DDP's `no_sync`); 1: none. BatchNorm normalises each
+    /// minibatch on its own, so this is not the same as a K times larger batch.
+    public var accumulate: Int = 1
 
     public init() {}
+
+    /// Samples behind one optimizer step: the global minibatch times the accumulated minibatches.
+    public var samplesPerStep: Int { batchSize * accumulate }
 
     /// The network for data of `inputWidth` pixels and `classCount` classes.
     public func architecture(inputWidth: Int, classCount: Int) -> Architecture {
@@ -84,6 +91,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         if augmentFlip && augmentShift == 0 { throw TrainerError("--augment-flip: needs --augment (random shifts) too") }
         if earlyStopping < 0 { throw TrainerError("--early-stopping: expected a number of epochs ≥ 0, found \(earlyStopping)") }
         if batchSize > 1 << 24 { throw TrainerError("--batch-size: expected at most \(1 << 24), found \(batchSize)") }
+        if !(1...4096).contains(accumulate) { throw TrainerError("--accumulate: expected 1 to 4096 minibatches per step, found \(accumulate)") }
     }
 
     /// Checks the settings against the data and the number of ranks.
@@ -93,6 +101,9 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         }
         if batchSize > trainingSamples {
             throw TrainerError("--batch-size: \(batchSize) is larger than the training split (\(trainingSamples) samples)")
+        }
+        if samplesPerStep > trainingSamples {
+            throw TrainerError("--accumulate: \(accumulate) minibatches of \(batchSize) are \(samplesPerStep) samples per step, more than the training split (\(trainingSamples))")
         }
     }
 }
@@ -138,5 +149,6 @@ extension TrainingConfig {
         try read(.augmentShift, \.augmentShift)
         try read(.augmentFlip, \.augmentFlip)
         try read(.earlyStopping, \.earlyStopping)
+        try read(.accumulate, \.accumulate)
     }
 }

@@ -99,6 +99,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Stop a learning rate's run when validation macro-F1 has not improved for this many epochs. (default: off)", valueName: "patience"))
     var earlyStopping: Int?
 
+    @Option(help: ArgumentHelp("Average the gradients of K minibatches before each reduction and optimizer step (gradient accumulation, as DDP's no_sync): K times fewer reductions per sample, for slow networks. (default: 1)", valueName: "K"))
+    var accumulate: Int?
+
     @Option(help: ArgumentHelp("Every train setting from a JSON file (config.json's format: a past run's config.json replays it); flags override it.", valueName: "file"))
     var config: String?
 
@@ -152,6 +155,7 @@ struct TrainCommand: ParsableCommand {
         try apply("--augment", augmentShift ?? (augment ? 2 : nil), \.augmentShift) { $0 == 0 ? "off" : "\($0) px" }
         try apply("--augment-flip", augmentFlip ? true : nil, \.augmentFlip) { String($0) }
         try apply("--early-stopping", earlyStopping, \.earlyStopping) { String($0) }
+        try apply("--accumulate", accumulate, \.accumulate) { String($0) }
         if let epochs {
             if let base, epochs < base.epochs {
                 throw TrainerError("--epochs \(epochs): the run in \(source) was set to \(base.epochs) epochs; a resumed run may only raise it")

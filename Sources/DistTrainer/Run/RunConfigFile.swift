@@ -34,6 +34,7 @@ struct RunConfigFile: Codable, Equatable {
     var augmentShift: Int?
     var augmentFlip: Bool?
     var earlyStopping: Int?
+    var accumulate: Int?
     // The job and the data.
     var ranks: Int
     var hosts: Int
@@ -73,6 +74,7 @@ struct RunConfigFile: Codable, Equatable {
         augmentShift = c.augmentShift
         augmentFlip = c.augmentFlip
         earlyStopping = c.earlyStopping
+        accumulate = c.accumulate
         ranks = job.ranks
         hosts = job.hosts
         threadsPerRank = job.threadsPerRank

@@ -36,7 +36,7 @@ final class RunReporter: TrainingObserver {
             + "\(config.precision.rawValue) products\(config.gradientCompression == .none ? "" : ", \(config.gradientCompression.rawValue) gradient transport"), "
             + "dist-trainer \(BuildDescription.full)")
         console.line("data: \(setup.dataDirectory): \(setup.split.train.count) train / \(setup.split.validation.count) validation / \(setup.test.count) test; "
-            + "batch \(config.batchSize), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")
+            + "batch \(config.batchSize)\(config.accumulate > 1 ? " × \(config.accumulate) accumulated" : ""), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")
         if let point = resumedFrom {
             let p = trainer.position
             console.line("resuming from \(point.path): lr \(min(p.lrIndex + 1, config.learningRates.count))/\(config.learningRates.count), "
@@ -124,7 +124,7 @@ final class RunReporter: TrainingObserver {
     }
 
     func epochFinished(_ r: EpochRecord, isBest: Bool, trainer: Trainer) throws -> EpochDecision {
-        let samples = Double(trainer.stepsPerEpoch * trainer.config.batchSize)
+        let samples = Double(trainer.stepsPerEpoch * trainer.config.samplesPerStep)
         console.line(String(
             format: "lr %@ epoch %2d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f f1 %.4f  %.2fs (%.0f samples/s, comm %.0f%%%@)%@",
             "\(r.lr)", r.epoch, setup.config.epochs, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1,

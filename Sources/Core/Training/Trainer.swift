@@ -3,7 +3,8 @@
 // For each learning rate: fresh parameters (the same initial weights for every rate, broadcast from
 // rank 0), then per epoch a seeded permutation of the training split, full global minibatches (the
 // remainder is dropped, as the seed does), each rank computing its shard's gradient, one fused
-// allreduce, the identical Adam step on every rank; then validation in inference mode. The best
+// allreduce, the identical Adam step on every rank (with --accumulate K, the mean gradient of K
+// consecutive minibatches before that one reduction); then validation in inference mode. The best
 // model by validation macro-F1 across the whole sweep is kept, as the seed does.
 //
 // Every learning rate sees the same initial weights, shuffles and dropout masks (they are keyed by

@@ -3,7 +3,7 @@
 # IDX data files, gzip, safetensors, and checkpoints (header, model, resume state and its checks).
 #
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]    TARGET: idx | gzip | safetensors | checkpoint | all
-#   scripts/fuzz.sh all 30                                   # what CI runs: each harness for 30 s
+#   scripts/fuzz.sh all 15                                   # what CI runs: each harness for 15 s
 #
 # Builds .build/fuzz/dist-trainer-fuzz once (Core's sources and fuzz/Harness.swift, compiled with
 # -sanitize=fuzzer,address), then runs it on a copy of the seed corpus fuzz/corpus/TARGET (new

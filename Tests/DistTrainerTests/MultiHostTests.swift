@@ -94,6 +94,9 @@ final class MultiHostTests: XCTestCase {
             let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
             let link = (json?["links"] as? [[String: Any]])?.first
             XCTAssertEqual(json?["hosts"] as? Int, 2, line)
+            // The overlap probe: a 4 MiB allreduce takes measurable time, and the hidden share is one.
+            XCTAssertGreaterThan(json?["large_allreduce"] as? Double ?? 0, 0, line)
+            XCTAssertTrue((0...1).contains(json?["overlap_hidden"] as? Double ?? -1), line)
             return (link?["latency"] as? Double ?? -1, link?["bandwidth"] as? Double ?? -1, json?["small_allreduce"] as? Double ?? -1)
         }
         try cluster.shape("1gbit")

@@ -427,7 +427,7 @@ njobs="$(grep -c '^JobId=' "$TMP/jobs.txt")"
 
 tlog="$TMP/train-$TRAIN_ID.out"
 [ -s "$tlog" ] || fail "missing train.sbatch log $tlog"
-grep -q -i -E 'error|fatal|abort|killed' "$tlog" && fail "train.sbatch's log has errors: $tlog"
+grep -q -i -E 'error|fatal|abort|killed' "$tlog" && fail "train.sbatch's log has errors: $tlog: $(grep -i -m 3 -E 'error|fatal|abort|killed' "$tlog" | tr '\n' ' ')"
 grep -q -E '^dist-trainer: 2 ranks' "$tlog" || fail "train.sbatch's job did not run 2 ranks: $tlog"
 
 ntasks_logs=0

@@ -18,7 +18,7 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Global batch of the sharded-gradient check (at least the number of ranks).")
     var batchSize: Int = 37
 
-    @Flag(help: "Also measure the network: latency and bandwidth between rank 0 and every other rank, and a small allreduce's latency.")
+    @Flag(help: "Also measure the network: latency and bandwidth between rank 0 and every other rank, a small allreduce's latency, and whether a non-blocking allreduce progresses while the ranks compute.")
     var network = false
 
     @Flag(help: "With --network: print the measurement as one JSON object (for scripts/scaling_model.py).")
@@ -59,6 +59,9 @@ struct CheckCommand: ParsableCommand {
                          mpi.hostNames[0], l.rank, l.host, l.latency * 1e6, l.bandwidth / 1e9))
         }
         print(String(format: "network: 8-byte allreduce over %d ranks: %.1f µs", m.ranks, m.smallAllreduce * 1e6))
+        print(String(format: "network: 4 MiB allreduce: %.2f ms; started non-blocking before as long a computation, %.0f %% of it was hidden%@",
+                     m.largeAllreduce * 1e3, 100 * m.overlapHidden,
+                     m.overlapHidden < 0.25 ? " (MPI moves little data outside MPI calls here, so overlapping reductions with compute hides little)" : ""))
     }
 
     /// Sums, min/max and broadcasts with values whose exact results are known.

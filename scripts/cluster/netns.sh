@@ -212,6 +212,12 @@ down_one() {  # remove what PREFIX's journal lists, newest first; missing object
             esac
         done < <(tac "$JOURNAL")
     fi
+    # Open MPI's session directories of the hosts' daemons (/tmp/ompi.HOST.UID): a daemon killed with
+    # its namespace leaves its own behind in the shared /tmp.
+    if [ -f "$HOSTS_TABLE" ]; then
+        local name _
+        while read -r name _; do rm -rf -- "${TMPDIR:-/tmp}/ompi.$name".*; done <"$HOSTS_TABLE"
+    fi
     rm -rf -- "$STATE"
     say "$PREFIX: removed"
 }

@@ -149,6 +149,10 @@ TMP="$(mktemp -d /tmp/dist-trainer-slurm.XXXXXX)" || fail "mktemp failed"
 mkdir -p "$TMP"/{munge,log,run,state,spool,tmpfs,data,sweep}
 # munged wants its socket's directory searchable by all (the key itself stays 0600).
 chmod 711 "$TMP" && chmod 755 "$TMP/munge"
+# The jobs' temporary files stay private too (sbatch passes TMPDIR on): the suite runs other MPI
+# jobs, and other test clusters, beside this one.
+mkdir -p "$TMP/tmp" && export TMPDIR="$TMP/tmp"
+FIRST_JOB_ID=$(( (RANDOM * 32768 + RANDOM) % 60000000 + 1000 ))
 
 # Two free TCP ports for slurmctld and slurmd (a system Slurm may own 6817/6818).
 read -r CTLD_PORT SLURMD_PORT < <(python3 -c '
@@ -210,6 +214,10 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$TMP/munge/munge.socket
 StateSaveLocation=$TMP/state
+# Job ids unique to this cluster: two test clusters on one machine (the suite runs tests in
+# parallel) would both run job 1 step 0, and the PMIx namespace and Open MPI session directory
+# named after it collide between them ("A system call failed during shared memory initialization").
+FirstJobId=$FIRST_JOB_ID
 # Job temporary space, and with it the PMIx plugin's per-step directories (spmix_appdir_*).
 # (%n: per node, when several slurmds share this machine's file system)
 TmpFS=$TMP/tmpfs/$PER_NODE

@@ -6,6 +6,6 @@ import Core
 enum BuildDescription {
     static var revision: String { String(cString: dist_trainer_revision()) }
     static var targetCPU: String { String(cString: dist_trainer_target_cpu()) }
-    /// "0.6.0 (revision 79ce0a3f1c2d, built for CPU skylake-avx512)".
+    /// "0.7.0 (revision 79ce0a3f1c2d, built for CPU skylake-avx512)".
     static var full: String { "\(DistTrainerVersion.number) (revision \(revision), built for CPU \(targetCPU))" }
 }

@@ -6,8 +6,10 @@
 #   scripts/fuzz.sh all 15                                   # what CI runs: each harness for 15 s
 #
 # Builds .build/fuzz/dist-trainer-fuzz once (Core's sources and fuzz/Harness.swift, compiled with
-# -sanitize=fuzzer,address), then runs it on a copy of the seed corpus fuzz/corpus/TARGET (new
-# inputs go to .build/fuzz/corpus/TARGET, crashes to .build/fuzz/crashes/). Prints one line per
+# -sanitize=fuzzer,address), writes the seed corpus (fuzz/make_corpus.py: hand-made IDX, gzip and
+# safetensors files, and the checkpoints of a tiny run of the release binary, $DIST_TRAINER_BIN or
+# .build/release/dist-trainer), then runs each harness on it (new inputs go to
+# .build/fuzz/corpus/TARGET, crashes to .build/fuzz/crashes/). Prints one line per
 # target: executions, corpus size, and the findings. Exit 1 on any finding (the crashing input's
 # path is printed; turn it into a regression test).
 set -euo pipefail
@@ -31,14 +33,19 @@ if [ ! -x "$BIN" ] || [ "$newest" -nt "$BIN" ]; then
         || { grep -E 'error' "$OUT/build.log" | head -20 >&2; echo "fuzz.sh: build failed (log: $OUT/build.log)" >&2; exit 1; }
 fi
 
+TRAINER="${DIST_TRAINER_BIN:-$ROOT/.build/release/dist-trainer}"
+[ -x "$TRAINER" ] || { echo "fuzz.sh: $TRAINER: not an executable; build it first (scripts/setup.sh) or set DIST_TRAINER_BIN" >&2; exit 2; }
+rm -rf "$OUT/seed"
+python3 fuzz/make_corpus.py "$OUT/seed" "$TRAINER" || { echo "fuzz.sh: fuzz/make_corpus.py could not write the seed corpus" >&2; exit 1; }
+
 targets=("$TARGET")
 [ "$TARGET" = all ] && targets=(idx gzip safetensors checkpoint)
 found=0
 for t in "${targets[@]}"; do
-    [ -d "fuzz/corpus/$t" ] || { echo "fuzz.sh: no seed corpus fuzz/corpus/$t (targets: idx gzip safetensors checkpoint)" >&2; exit 2; }
+    [ -d "$OUT/seed/$t" ] || { echo "fuzz.sh: unknown target $t (targets: idx gzip safetensors checkpoint)" >&2; exit 2; }
     corpus="$OUT/corpus/$t"
     mkdir -p "$corpus"
-    cp -n fuzz/corpus/"$t"/* "$corpus"/ 2>/dev/null || true
+    cp -n "$OUT/seed/$t"/* "$corpus"/ 2>/dev/null || true
     log="$OUT/$t.log"
     status=0
     FUZZ_TARGET="$t" ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1" "$BIN" "$corpus" \

@@ -186,6 +186,18 @@ stop_pidfile() {  # PIDFILE: stop the daemon it names, if it still runs
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# prefix_only VERB ARGS...: the options of the commands whose only option is --prefix P.
+prefix_only() {
+    local verb="$1"
+    shift
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
+            *) die "$verb: unknown argument '$1'" ;;
+        esac
+    done
+}
+
 # --- down ----------------------------------------------------------------------------------------------
 down_one() {  # remove what PREFIX's journal lists, newest first; missing objects are fine
     set_names "$1"
@@ -523,12 +535,7 @@ EOF
 }
 
 cmd_ssh_up() {
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
-            *) die "ssh-up: unknown argument '$1'" ;;
-        esac
-    done
+    prefix_only ssh-up "$@"
     load_cluster
     lock_state
     trap ssh_up_failed EXIT
@@ -557,12 +564,7 @@ ssh_down_locked() {  # stop every sshd of the cluster, remove the keys and the e
 }
 
 cmd_ssh_down() {
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
-            *) die "ssh-down: unknown argument '$1'" ;;
-        esac
-    done
+    prefix_only ssh-down "$@"
     load_cluster
     lock_state
     # The journal keeps its sshd lines (harmless once their pid files are gone).
@@ -620,12 +622,7 @@ cmd_shape() {
     local rate="${1:-}" bps burst name addr ns veth
     [ -n "$rate" ] || die "shape RATE (e.g. 10gbit, 1gbit, 100mbit)"
     shift
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
-            *) die "shape: unknown argument '$1'" ;;
-        esac
-    done
+    prefix_only shape "$@"
     bps="$(rate_bytes "$rate")" || die "rate '$rate': a number and bit, kbit, mbit, gbit, bps, kbps, mbps or gbps"
     [ "$bps" -gt 0 ] || die "rate '$rate' is zero"
     load_cluster
@@ -641,12 +638,7 @@ cmd_shape() {
 
 cmd_unshape() {
     local name addr ns veth
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
-            *) die "unshape: unknown argument '$1'" ;;
-        esac
-    done
+    prefix_only unshape "$@"
     load_cluster
     while read -r name addr ns veth; do
         tc qdisc del dev "$veth" root 2>/dev/null || true
@@ -675,12 +667,7 @@ cmd_exec() {
 }
 
 cmd_env() {
-    while [ $# -gt 0 ]; do
-        case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
-            *) die "env: unknown argument '$1'" ;;
-        esac
-    done
+    prefix_only env "$@"
     set_names "$PREFIX"
     [ -f "$ENV_FILE" ] || die "no cluster $PREFIX"
     echo "$ENV_FILE"

@@ -59,7 +59,7 @@ extension MPICollective {
     /// time that disappeared (medians of 5; collective).
     private func probeOverlap() throws -> (seconds: Double, hidden: Double) {
         var buffer = [Float](repeating: 1, count: 1 << 20)
-        func timed(_ body: () throws -> Void) throws -> Double {
+        func everyRankTimed(_ body: () throws -> Void) throws -> Double {
             var times: [Double] = []
             for _ in 0..<6 {
                 try barrier()
@@ -70,11 +70,11 @@ extension MPICollective {
             return median(Array(times.dropFirst()))
         }
         let count = Int32(buffer.count)
-        let blocking = try timed {
+        let blocking = try everyRankTimed {
             try MPICollective.check(MPI_Allreduce(cmpi_in_place(), &buffer, count, cmpi_float(), cmpi_op_sum(), world), "MPI_Allreduce")
         }
         var sink = 1.0
-        let overlapped = try timed {
+        let overlapped = try everyRankTimed {
             var request: MPI_Request?
             try MPICollective.check(MPI_Iallreduce(cmpi_in_place(), &buffer, count, cmpi_float(), cmpi_op_sum(), world, &request), "MPI_Iallreduce")
             let until = DispatchTime.now().uptimeNanoseconds + UInt64(blocking * 1e9)
@@ -88,57 +88,57 @@ extension MPICollective {
     }
 
     /// The median time for rank 0 to stream `messages` messages of `bytes` to `peer` and hear back
-    /// (a 1-byte acknowledgement); other ranks only synchronise. A stream, not a ping-pong: on a
-    /// shaped link a ping-pong leaves each direction idle half the time, the token bucket refills,
-    /// and the probe read 1.36× the sustained rate of a 1 Gbit/s tbf link. (An exchange in both
-    /// directions at once was tried too: with 4 MiB messages it read 0.07 GB/s on that link, where
-    /// the training rings move 0.13 GB/s each way.)
+    /// (a 1-byte acknowledgement). A stream, not a ping-pong: on a shaped link a ping-pong leaves
+    /// each direction idle half the time, the token bucket refills, and the probe read 1.36× the
+    /// sustained rate of a 1 Gbit/s tbf link. (An exchange in both directions at once was tried
+    /// too: with 4 MiB messages it read 0.07 GB/s on that link, where the training rings move
+    /// 0.13 GB/s each way.)
     private func stream(peer: Int, bytes: Int, messages: Int, repeats: Int) throws -> Double {
         var buffer = [UInt8](repeating: 1, count: bytes)
-        var ack: UInt8 = 0
-        var times: [Double] = []
-        try barrier()
-        guard rank == 0 || rank == peer else { try barrier(); return 0 }
-        let other = Int32(rank == 0 ? peer : 0)
-        for _ in 0..<(repeats + 1) {
-            let start = DispatchTime.now().uptimeNanoseconds
+        var ack = [UInt8](repeating: 0, count: 1)
+        return try timed(with: peer, repeats: repeats, warmUp: 1) { other in
             for _ in 0..<messages {
-                if rank == 0 {
-                    try MPICollective.check(MPI_Send(&buffer, Int32(bytes), cmpi_uint8(), other, 10, world), "MPI_Send")
-                } else {
-                    try MPICollective.check(MPI_Recv(&buffer, Int32(bytes), cmpi_uint8(), other, 10, world, cmpi_status_ignore()), "MPI_Recv")
-                }
+                if rank == 0 { try send(&buffer, to: other, tag: 10) } else { try receive(&buffer, from: other, tag: 10) }
             }
-            if rank == 0 {
-                try MPICollective.check(MPI_Recv(&ack, 1, cmpi_uint8(), other, 11, world, cmpi_status_ignore()), "MPI_Recv")
-            } else {
-                try MPICollective.check(MPI_Send(&ack, 1, cmpi_uint8(), other, 11, world), "MPI_Send")
-            }
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            if rank == 0 { try receive(&ack, from: other, tag: 11) } else { try send(&ack, to: other, tag: 11) }
         }
-        try barrier()
-        return median(Array(times.dropFirst()))
     }
 
-    /// The median round trip of `bytes` between rank 0 and `peer` (other ranks only synchronise).
+    /// The median round trip of `bytes` between rank 0 and `peer`.
     private func pingPong(peer: Int, bytes: Int, repeats: Int) throws -> Double {
         var buffer = [UInt8](repeating: 1, count: bytes)
-        var times: [Double] = []
+        return try timed(with: peer, repeats: repeats, warmUp: 2) { other in
+            if rank == 0 {
+                try send(&buffer, to: other, tag: 9)
+                try receive(&buffer, from: other, tag: 9)
+            } else {
+                try receive(&buffer, from: other, tag: 9)
+                try send(&buffer, to: other, tag: 9)
+            }
+        }
+    }
+
+    /// The median time of `body` on rank 0 and `peer` (given the other end's rank), over `repeats`
+    /// runs after `warmUp` untimed ones; the other ranks only synchronise (collective).
+    private func timed(with peer: Int, repeats: Int, warmUp: Int, _ body: (Int32) throws -> Void) throws -> Double {
         try barrier()
         guard rank == 0 || rank == peer else { try barrier(); return 0 }
         let other = Int32(rank == 0 ? peer : 0)
-        for _ in 0..<(repeats + 2) {
+        var times: [Double] = []
+        for _ in 0..<(warmUp + repeats) {
             let start = DispatchTime.now().uptimeNanoseconds
-            if rank == 0 {
-                try MPICollective.check(MPI_Send(&buffer, Int32(bytes), cmpi_uint8(), other, 9, world), "MPI_Send")
-                try MPICollective.check(MPI_Recv(&buffer, Int32(bytes), cmpi_uint8(), other, 9, world, cmpi_status_ignore()), "MPI_Recv")
-            } else {
-                try MPICollective.check(MPI_Recv(&buffer, Int32(bytes), cmpi_uint8(), other, 9, world, cmpi_status_ignore()), "MPI_Recv")
-                try MPICollective.check(MPI_Send(&buffer, Int32(bytes), cmpi_uint8(), other, 9, world), "MPI_Send")
-            }
+            try body(other)
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         try barrier()
-        return median(Array(times.dropFirst(2)))
+        return median(Array(times.dropFirst(warmUp)))
+    }
+
+    private func send(_ bytes: inout [UInt8], to other: Int32, tag: Int32) throws {
+        try MPICollective.check(MPI_Send(&bytes, Int32(bytes.count), cmpi_uint8(), other, tag, world), "MPI_Send")
+    }
+
+    private func receive(_ bytes: inout [UInt8], from other: Int32, tag: Int32) throws {
+        try MPICollective.check(MPI_Recv(&bytes, Int32(bytes.count), cmpi_uint8(), other, tag, world, cmpi_status_ignore()), "MPI_Recv")
     }
 }

@@ -149,9 +149,6 @@ TMP="$(mktemp -d /tmp/dist-trainer-slurm.XXXXXX)" || fail "mktemp failed"
 mkdir -p "$TMP"/{munge,log,run,state,spool,tmpfs,data,sweep}
 # munged wants its socket's directory searchable by all (the key itself stays 0600).
 chmod 711 "$TMP" && chmod 755 "$TMP/munge"
-# The jobs' temporary files stay private too (sbatch passes TMPDIR on): the suite runs other MPI
-# jobs, and other test clusters, beside this one.
-mkdir -p "$TMP/tmp" && export TMPDIR="$TMP/tmp"
 FIRST_JOB_ID=$(( (RANDOM * 32768 + RANDOM) % 60000000 + 1000 ))
 
 # Two free TCP ports for slurmctld and slurmd (a system Slurm may own 6817/6818).

@@ -117,6 +117,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Replace the run in --run-dir if it already holds one (otherwise that is refused).")
     var overwrite = false
 
+    @Flag(help: ArgumentHelp("Print where this command's run directory is and exit without training (for scripts): 'given DIR' when --run-dir or --resume names it, 'new DIR' for the fresh runs/<timestamp> a run without them would create."))
+    var printRunDir = false
+
     @Option(help: ArgumentHelp("End the job when a collective waits longer than this (a rank died or hung); 0 disables. (default: $DIST_TRAINER_COLLECTIVE_TIMEOUT, else 300)", valueName: "seconds"))
     var collectiveTimeout: Double?
 
@@ -189,6 +192,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        if printRunDir { return print(runDirectoryReport()) }
         // Before anything else: a signal during start-up is remembered, not fatal.
         StopSignal.install()
         try withMPIJob(collectiveTimeout: collectiveTimeout) { mpi in try train(mpi: mpi) }
@@ -210,6 +214,13 @@ struct TrainCommand: ParsableCommand {
         let test = try trainer.evaluateBest(on: setup.test)
         let memory = try mpi.allreduceMinMax(peakResidentMegabytes())
         try reporter?.finish(trainer: trainer, validation: validation, test: test, memory: memory)
+    }
+
+    /// `--print-run-dir`'s line: the run directory the flags name, or the fresh one a run would make.
+    func runDirectoryReport() -> String {
+        if let runDir { return "given \(runDir)" }
+        if let resume, resume != "auto" { return "given \(resume)" }
+        return "new \(TrainingSetup.defaultRunDirectory())"
     }
 
     /// The run directory to resume: --resume's, or with `--resume auto` the --run-dir when rank 0

@@ -1,11 +1,18 @@
 // swift-tools-version:6.0
 // dist-trainer: a data-parallel trainer for fully-connected networks on Open MPI.
 //
-// Targets:
-//   CDNNL, CZlib, CMPI  system libraries (oneDNN, zlib, Open MPI), each behind a tiny shim header
+// Targets, bottom to top; a target imports only targets listed above it, and the compiler holds
+// that (the layering of Sources/Core, whose folders are these targets, never imports MPI):
+//   CDNNL, CZlib, CMPI   system libraries (oneDNN, zlib, Open MPI), each behind a tiny shim header
 //   BuildInfo            refuses to start on a CPU without the build's vector level; the revision
-//   Core                 the math, data, metrics and training loop; never imports MPI
-//   DistTrainer          the `dist-trainer` executable: CLI, MPI collective, files
+//   CoreSupport          Sources/Core/Support: the error type, checked system calls, files, version
+//   Kernels              Sources/Core/Kernels: matrix products (oneDNN) and the layer kernels
+//   Collectives          Sources/Core/Collectives: the Collective protocol, single process, agreement
+//   Model                Sources/Core/Model: architecture, layouts, the network, in-memory data
+//   Training             Sources/Core/Training: settings, optimizers, the training loop, evaluation, checks
+//   Formats              Sources/Core/Formats: safetensors, checkpoints, JSON, gzip, SHA-256, TensorBoard
+//   Datasets             Sources/Core/Datasets: Fashion-MNIST's IDX files and their download
+//   DistTrainer          the `dist-trainer` executable: CLI, MPI collective, run files
 import PackageDescription
 
 // Release builds of the hot loops want no bounds or exclusivity checks (the loops run on raw
@@ -41,12 +48,19 @@ if !targetCPU.isEmpty { releaseFlags += ["-target-cpu", targetCPU] }
 
 let fastMath: [SwiftSetting] = [.unsafeFlags(releaseFlags, .when(configuration: .release))]
 
+/// Sources/Core's targets, bottom to top.
+let coreTargets: [Target.Dependency] = ["CoreSupport", "Kernels", "Collectives", "Model", "Training", "Formats", "Datasets"]
+
+/// A target of Sources/Core: its folder (by default its name) and the targets below it that it uses.
+func coreTarget(_ name: String, folder: String? = nil, dependencies: [Target.Dependency] = []) -> Target {
+    .target(name: name, dependencies: dependencies, path: "Sources/Core/\(folder ?? name)", swiftSettings: fastMath)
+}
+
 let package = Package(
     name: "dist-trainer",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "dist-trainer", targets: ["DistTrainer"]),
-        .library(name: "Core", targets: ["Core"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -65,17 +79,24 @@ let package = Package(
         .target(
             name: "BuildInfo",
             cSettings: [.define("DIST_TRAINER_TARGET_CPU", to: "\"\(targetCPU.isEmpty ? "default" : targetCPU)\"", .when(configuration: .release))]),
-        .target(name: "Core", dependencies: ["CDNNL", "CZlib"], swiftSettings: fastMath),
+        coreTarget("CoreSupport", folder: "Support"),
+        coreTarget("Kernels", dependencies: ["CoreSupport", "CDNNL"]),
+        coreTarget("Collectives", dependencies: ["CoreSupport", "Kernels"]),
+        coreTarget("Model", dependencies: ["CoreSupport", "Kernels", "Collectives"]),
+        coreTarget("Training", dependencies: ["CoreSupport", "Kernels", "Collectives", "Model"]),
+        coreTarget("Formats", dependencies: ["CoreSupport", "Model", "Training", "CZlib"]),
+        coreTarget("Datasets", dependencies: ["CoreSupport", "Model", "Formats"]),
         .executableTarget(
             name: "DistTrainer",
-            dependencies: [
-                "Core", "CMPI", "BuildInfo",
+            dependencies: coreTargets + [
+                "CMPI", "BuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
-        // What both test targets share: running processes, the Python oracles, seeded test data.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "CoreTests", dependencies: ["Core", "TestSupport"]),
-        .testTarget(name: "DistTrainerTests", dependencies: ["Core", "TestSupport"]),
+        // What the test targets share: running processes, the Python oracles, seeded test data, an
+        // in-process collective of any number of ranks.
+        .target(name: "TestSupport", dependencies: ["CoreSupport", "Collectives"], path: "Tests/TestSupport"),
+        .testTarget(name: "CoreTests", dependencies: coreTargets + ["TestSupport"]),
+        .testTarget(name: "DistTrainerTests", dependencies: coreTargets + ["TestSupport"]),
     ]
 )

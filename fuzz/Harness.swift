@@ -1,10 +1,12 @@
 // Harness: libFuzzer entry points for dist-trainer's parsers of untrusted files — IDX data files,
 // gzip, safetensors, and checkpoints (the metadata, the model tensors and the resume state with
-// its validation). Built by scripts/fuzz.sh together with Core's sources, with libFuzzer and
-// AddressSanitizer (`swiftc -sanitize=fuzzer,address`); FUZZ_TARGET picks the parser.
+// its validation). Built by scripts/fuzz.sh against Core's modules (compiled by it in their
+// layering order), with libFuzzer and AddressSanitizer (`swiftc -sanitize=fuzzer,address`); FUZZ_TARGET picks the parser.
 //
 // A parser may reject any input with a TrainerError; a crash, a trap (overflow, out-of-bounds), a
 // hang or a memory error is a finding. Not part of the trainer's build.
+import Datasets
+import Formats
 import Foundation
 
 nonisolated(unsafe) let target = ProcessInfo.processInfo.environment["FUZZ_TARGET"] ?? "idx"
@@ -35,5 +37,5 @@ func fuzzCheckpoint(_ bytes: [UInt8]) {
     guard let file = try? decodeSafetensors(bytes, name: "fuzz") else { return }
     if let model = try? ModelCheckpoint(file, path: "fuzz") { _ = try? model.network(capacity: 4) }
     guard let last = try? LastCheckpoint(file, path: "fuzz") else { return }
-    _ = try? last.sweep.validate(config: last.header.config, savedEpochs: last.header.config.epochs, stepsPerEpoch: 7, path: "fuzz")
+    _ = try? last.snapshot.sweep.validate(config: last.header.config, savedEpochs: last.header.config.epochs, stepsPerEpoch: 7, path: "fuzz")
 }

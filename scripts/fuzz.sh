@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]    TARGET: idx | gzip | safetensors | checkpoint | all
 #   scripts/fuzz.sh all 15                                   # what CI runs: each harness for 15 s
 #
-# Builds .build/fuzz/dist-trainer-fuzz once (Core's sources and fuzz/Harness.swift, compiled with
+# Builds .build/fuzz/dist-trainer-fuzz once (Core's modules and fuzz/Harness.swift, compiled with
 # -sanitize=fuzzer,address), writes the seed corpus (fuzz/make_corpus.py: hand-made IDX, gzip and
 # safetensors files, and the checkpoints of a tiny run of the release binary, $DIST_TRAINER_BIN or
 # .build/release/dist-trainer), then runs each harness on it (new inputs go to
@@ -23,13 +23,30 @@ OUT="$ROOT/.build/fuzz"
 BIN="$OUT/dist-trainer-fuzz"
 mkdir -p "$OUT" "$OUT/crashes"
 
+# Core's targets in their layering order (Package.swift), each TARGET:FOLDER under Sources/Core,
+# compiled one module at a time as SwiftPM would, then linked with the harness.
+MODULES=(CoreSupport:Support Kernels:Kernels Collectives:Collectives Model:Model Training:Training Formats:Formats Datasets:Datasets)
 sources=(fuzz/Harness.swift)
 while IFS= read -r f; do sources+=("$f"); done < <(find Sources/Core -name '*.swift' | sort)
 newest="$(ls -t "${sources[@]}" | head -n 1)"
+build_fuzzer() {
+    local flags=(-sanitize=fuzzer,address -parse-as-library -swift-version 6 -O -I "$OUT/modules" -I Sources/CZlib -I Sources/CDNNL)
+    local objects=() entry name folder files
+    rm -rf "$OUT/modules" "$OUT/objects"
+    mkdir -p "$OUT/modules" "$OUT/objects"
+    for entry in "${MODULES[@]}"; do
+        name="${entry%%:*}" folder="${entry#*:}"
+        files=()
+        while IFS= read -r f; do files+=("$f"); done < <(find "Sources/Core/$folder" -name '*.swift' | sort)
+        swiftc "${flags[@]}" -wmo -module-name "$name" -emit-module -emit-module-path "$OUT/modules/$name.swiftmodule" \
+            -emit-object -o "$OUT/objects/$name.o" "${files[@]}" || return 1
+        objects+=("$OUT/objects/$name.o")
+    done
+    swiftc "${flags[@]}" -module-name FuzzHarness -lz -ldnnl -lgomp fuzz/Harness.swift "${objects[@]}" -o "$BIN"
+}
 if [ ! -x "$BIN" ] || [ "$newest" -nt "$BIN" ]; then
     echo "fuzz.sh: building $BIN (libFuzzer + AddressSanitizer; a minute or two)" >&2
-    swiftc -sanitize=fuzzer,address -parse-as-library -swift-version 6 -O -module-name FuzzedCore \
-        -I Sources/CZlib -I Sources/CDNNL -lz -ldnnl -lgomp "${sources[@]}" -o "$BIN" 2>"$OUT/build.log" \
+    build_fuzzer 2>"$OUT/build.log" \
         || { grep -E 'error' "$OUT/build.log" | head -20 >&2; echo "fuzz.sh: build failed (log: $OUT/build.log)" >&2; exit 1; }
 fi
 

@@ -55,7 +55,10 @@ if [ "${DIST_TRAINER_SKIP_BUILD:-0}" != 1 ]; then
     [ "$(cat "$header" 2>/dev/null)" = "$line" ] || echo "$line" >"$header"
     say "building release (log: .build/setup-build.log)"
     mkdir -p .build
-    if ! swift build -c release --product dist-trainer --static-swift-stdlib >.build/setup-build.log 2>&1; then
+    # The import check makes every import of a target not declared in Package.swift an error: the
+    # layering of Sources/Core is the compiler's to hold, not a convention.
+    if ! swift build -c release --product dist-trainer --static-swift-stdlib --explicit-target-dependency-import-check error \
+        >.build/setup-build.log 2>&1; then
         grep -E 'error|warning: unable' .build/setup-build.log >&2 || tail -30 .build/setup-build.log >&2
         say "build failed"
         exit 1

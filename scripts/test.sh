@@ -33,7 +33,7 @@ export MULTIHOST_REQUIRED=1        # and so must the emulated cluster, sshd and 
 say "running tests (binary under test: $DIST_TRAINER_BIN)"
 if [ $# -gt 0 ]; then exec swift test "$@"; fi
 # The multi-host tests time how fast a lost host ends a job: they run alone, after the rest.
-swift test --parallel --num-workers 2 --skip MultiHostTests
+swift test --explicit-target-dependency-import-check error --parallel --num-workers 2 --skip MultiHostTests
 say "running the multi-host tests (emulated hosts, one at a time)"
 swift test --skip-build --filter MultiHostTests
 # The parsers of untrusted files under libFuzzer and AddressSanitizer, a short fixed budget each

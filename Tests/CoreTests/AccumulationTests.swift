@@ -1,7 +1,10 @@
 // AccumulationTests: --accumulate K against an independent computation — the mean of the K
 // minibatches' whole gradients, each computed on its own (BatchNorm over that minibatch, its own
 // dropout masks), then one Adam step — and the setting's validation.
-@testable import Core
+@testable import Kernels
+@testable import Collectives
+@testable import Model
+@testable import Training
 import TestSupport
 import XCTest
 
@@ -12,7 +15,7 @@ final class AccumulationTests: XCTestCase {
         let count = 300
         let pixels = (0..<(count * 16)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let labels = (0..<count).map { _ in UInt8.random(in: 0...9, using: &rng) }
-        return DataSplit(LabeledImages(pixels: pixels, labels: labels, rows: 4, cols: 4), valFraction: 0.2, seed: 12)
+        return DataSplit(LabeledImages(pixels: pixels, labels: labels, rows: 4, cols: 4, classCount: 10), valFraction: 0.2, seed: 12)
     }
 
     func config(accumulate: Int) -> TrainingConfig {

@@ -1,8 +1,9 @@
 // AdamTests: both Adam variants against the textbook formulas evaluated in Double, step by step.
+@testable import Kernels
+@testable import Training
 import Foundation
 import XCTest
 
-@testable import Core
 
 final class AdamTests: XCTestCase {
 

@@ -1,10 +1,12 @@
 // BatchNormSemanticsTests: what BatchNorm computes in training and in inference, how its running
 // statistics move (hand-computed), and the exact merge of shard statistics in `local` mode.
+@testable import Kernels
+@testable import Collectives
+@testable import Model
 import Foundation
 import TestSupport
 import XCTest
 
-@testable import Core
 
 final class BatchNormSemanticsTests: XCTestCase {
 

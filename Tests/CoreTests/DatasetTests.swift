@@ -3,10 +3,12 @@
 //
 // The synthetic set is 50 train and 20 test 4×4 images written under the real file names, so the
 // same helper also serves DownloadTests.
+@testable import CoreSupport
+@testable import Formats
+@testable import Datasets
 import Foundation
 import XCTest
 
-@testable import Core
 
 final class DatasetTests: XCTestCase {
     var dir = ""

@@ -4,10 +4,12 @@
 // so there is no race over a "free" port). It serves the synthetic set from DatasetTests with a table
 // of that set's own hashes, since the official hashes only match the real files. Skipped if python3
 // cannot be started.
+@testable import CoreSupport
+@testable import Formats
+@testable import Datasets
 import Foundation
 import XCTest
 
-@testable import Core
 
 final class DownloadTests: XCTestCase {
     var served = ""

@@ -1,8 +1,10 @@
 // GzipTests: gzip/gunzip round trips, interoperability with the gzip tool, and bad inputs.
+@testable import CoreSupport
+@testable import Formats
+@testable import Datasets
 import Foundation
 import XCTest
 
-@testable import Core
 
 final class GzipTests: XCTestCase {
     // MARK: - Round trips

@@ -2,9 +2,10 @@
 //
 // Each failure must be a TrainerError whose message names the file and says what was expected; the
 // tests check the name and the key words, not the whole sentence, so wording can be polished freely.
+@testable import CoreSupport
+@testable import Datasets
 import XCTest
 
-@testable import Core
 
 final class IDXTests: XCTestCase {
     // MARK: - Round trips

@@ -1,10 +1,13 @@
 // LossAndMetricsTests: softmax cross-entropy (values, gradient, stability, argmax ties) and the
 // confusion matrix, per-class scores and macro-F1 against hand-computed examples (sklearn's
 // definitions), plus `evaluate` against a row-by-row computation.
+@testable import Kernels
+@testable import Collectives
+@testable import Model
+@testable import Training
 import Foundation
 import XCTest
 
-@testable import Core
 
 final class LossAndMetricsTests: XCTestCase {
 
@@ -195,7 +198,7 @@ final class LossAndMetricsTests: XCTestCase {
         let count = 7
         let pixels = (0..<(count * 4)).map { UInt8(($0 * 37 + 11) % 256) }
         let labels: [UInt8] = [0, 1, 2, 0, 1, 2, 1]
-        let images = LabeledImages(pixels: pixels, labels: labels, rows: 2, cols: 2)
+        let images = LabeledImages(pixels: pixels, labels: labels, rows: 2, cols: 2, classCount: 10)
         let evaluation = try evaluate(net, on: images, collective: SingleProcess())
 
         var lossSum = 0.0

@@ -2,7 +2,7 @@
 // results independent of how a batch is split and of the thread count (a row comes out bitwise the
 // same in a call of any row count, with 1 or 2 threads), and the bf16 path: rounding to bfloat16
 // by hand-computed cases, and bf16 products equal to float products of the rounded operands.
-@testable import Core
+@testable import Kernels
 import TestSupport
 import XCTest
 

@@ -27,11 +27,14 @@
 // Needs python3 with numpy; the tests skip (with the reason printed) when either is missing, unless
 // NUMPY_REFERENCE_REQUIRED=1 is set, which turns the skip into a failure (for CI, which installs
 // numpy itself). DIST_TRAINER_PYTHON overrides the interpreter (default: python3 on PATH).
+@testable import Kernels
+@testable import Collectives
+@testable import Model
+@testable import Training
 import Foundation
 import TestSupport
 import XCTest
 
-@testable import Core
 
 final class NumPyReferenceTests: XCTestCase {
     static let tolerance = 1e-4

@@ -1,10 +1,14 @@
 // RandomAndShardingTests: counter-based randomness (permutations, dropout masks, normals, He
 // initialisation), how batches and data are divided (shardRange, DataSplit), and the validation of
 // user settings (flag parsing, TrainingConfig).
+@testable import CoreSupport
+@testable import Kernels
+@testable import Collectives
+@testable import Model
+@testable import Training
 import Foundation
 import XCTest
 
-@testable import Core
 
 final class RandomAndShardingTests: XCTestCase {
 
@@ -212,7 +216,7 @@ final class RandomAndShardingTests: XCTestCase {
             pixels[3 * i + 1] = UInt8((i >> 8) & 0xFF)
             pixels[3 * i + 2] = UInt8((i >> 16) & 0xFF)
         }
-        return LabeledImages(pixels: pixels, labels: (0..<count).map { UInt8($0 % 10) }, rows: 1, cols: 3)
+        return LabeledImages(pixels: pixels, labels: (0..<count).map { UInt8($0 % 10) }, rows: 1, cols: 3, classCount: 10)
     }
 
     func indices(_ images: LabeledImages) -> [Int] {

@@ -2,9 +2,9 @@
 //
 // The edge-case digests were computed with Python's hashlib when the test was written, for the message
 // bytes[i] = (7i + 3) mod 256 of each length.
+@testable import Formats
 import XCTest
 
-@testable import Core
 
 final class SHA256Tests: XCTestCase {
     func testEmpty() {

@@ -6,11 +6,12 @@
 // they skip (with the reason printed) when either is missing, unless SAFETENSORS_REQUIRED=1 is set,
 // which turns the skip into a failure. DIST_TRAINER_PYTHON overrides the interpreter (default:
 // python3 on PATH).
+@testable import CoreSupport
+@testable import Formats
 import Foundation
 import TestSupport
 import XCTest
 
-@testable import Core
 
 final class SafetensorsTests: XCTestCase {
     var directory: URL!

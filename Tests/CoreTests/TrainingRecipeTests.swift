@@ -2,7 +2,10 @@
 // learning-rate schedules, AdamW's decoupled decay, label smoothing (and its gradient against
 // finite differences), augmentation transforms and their independence of the rank — and the
 // TensorBoard event encoding's checksum.
-@testable import Core
+@testable import Kernels
+@testable import Model
+@testable import Training
+@testable import Formats
 import TestSupport
 import XCTest
 

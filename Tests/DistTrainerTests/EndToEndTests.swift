@@ -1,6 +1,7 @@
 // End-to-end: `dist-trainer train` on a synthetic IDX data set written by the test, single
 // process; checks every file of the run directory and the console contract.
-import Core
+import Kernels
+import Training
 import Foundation
 import XCTest
 

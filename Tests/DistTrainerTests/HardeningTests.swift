@@ -2,7 +2,10 @@
 // one line naming the file and a non-zero exit within 15 s (a FIFO or a device is refused, never
 // read); a run directory that holds a run is never silently replaced; --resume auto, --version, the
 // requeue signal, and the watchdog over every command's start-up.
-import Core
+import CoreSupport
+import Training
+import Formats
+import Datasets
 import Foundation
 import TestSupport
 import XCTest

@@ -2,7 +2,6 @@
 // invariant with everything on (one sharded step equals the whole-batch step, so np=1 and np=2
 // agree), exactly resumable mid-schedule, early stopping agreed by every rank, configurations
 // replayed from a file, and TensorBoard event files read back by the real `tensorboard` package.
-import Core
 import Foundation
 import TestSupport
 import XCTest

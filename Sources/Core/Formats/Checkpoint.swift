@@ -1,4 +1,4 @@
-// Checkpoint: a trainer's state as a safetensors file, and the typed values read back from one.
+// Checkpoint: a training snapshot as a safetensors file, and the typed values read back from one.
 //
 // Two kinds, both plain safetensors readable by any safetensors library:
 //  - best: the model only (every Dense weight and bias, every BatchNorm scale, shift, running mean
@@ -6,22 +6,24 @@
 //  - last: the model plus everything needed to resume exactly — Adam's moments and step count,
 //    the sweep position (learning rate, epoch, step within an interrupted epoch and its running
 //    sums), the best model so far with its metrics, the metrics history and abandoned rates.
-// Tensor names: ModelTensors.swift; metadata keys: CheckpointMetadata.swift. Nothing here touches
-// files: see Safetensors and AtomicFile.
+// Tensor names: ModelTensors.swift; metadata keys: CheckpointMetadata.swift. Written from plain
+// values (TrainingSnapshot, BestModel), never from a live trainer; nothing here touches files: see
+// Safetensors and AtomicFile.
+import CoreSupport
+import Model
+import Training
 
-/// Building checkpoint files from a trainer.
+/// Building checkpoint files from plain values (a snapshot of the trainer, the best model).
 public enum Checkpoint {
     /// Adam's moments in a `last` checkpoint, flat in ParameterLayout order.
     static let firstMoments = "optimizer.exp_avg", secondMoments = "optimizer.exp_avg_sq"
     /// Prefix of the best model's tensors inside a `last` checkpoint.
     static let bestPrefix = "best."
 
-    /// The best model so far as a standalone checkpoint (nil before the first epoch); `job` fills
-    /// the header's data directory, ranks and threads.
-    public static func best(_ trainer: Trainer, job: CheckpointHeader) throws -> SafetensorsFile? {
-        guard let best = trainer.best else { return nil }
-        let arch = trainer.network.architecture
-        var header = job
+    /// `best` as a standalone checkpoint of a model of `architecture`; `header` fills the
+    /// configuration, data directory, ranks and threads.
+    public static func best(_ best: BestModel, architecture: Architecture, header: CheckpointHeader) throws -> SafetensorsFile {
+        var header = header
         header.kind = .best
         var metadata = try header.metadata()
         metadata["lr"] = String(best.record.lr)
@@ -30,24 +32,20 @@ public enum Checkpoint {
         metadata["val_accuracy"] = String(best.record.valAccuracy)
         metadata["val_loss"] = String(best.record.valLoss)
         metadata["record"] = try JSONCoding.text(best.record)
-        return SafetensorsFile(tensors: best.state.tensors(arch), metadata: metadata)
+        return SafetensorsFile(tensors: best.state.tensors(architecture), metadata: metadata)
     }
 
-    /// Everything needed to continue the sweep exactly where it is.
-    public static func last(_ trainer: Trainer, job: CheckpointHeader) throws -> SafetensorsFile {
-        let net = trainer.network, arch = net.architecture
-        var tensors = net.state.tensors(arch)
-        tensors.append(Tensor(name: firstMoments, shape: [net.layout.count], values: trainer.adam.m.array))
-        tensors.append(Tensor(name: secondMoments, shape: [net.layout.count], values: trainer.adam.v.array))
-        if let best = trainer.best { tensors += best.state.tensors(arch, prefix: bestPrefix) }
-        var header = job
+    /// Everything needed to continue the sweep exactly where `snapshot` is.
+    public static func last(_ snapshot: TrainingSnapshot, header: CheckpointHeader) throws -> SafetensorsFile {
+        let arch = snapshot.architecture
+        var tensors = snapshot.model.tensors(arch)
+        let count = snapshot.moments.m.count
+        tensors.append(Tensor(name: firstMoments, shape: [count], values: snapshot.moments.m))
+        tensors.append(Tensor(name: secondMoments, shape: [count], values: snapshot.moments.v))
+        if let best = snapshot.bestModel { tensors += best.tensors(arch, prefix: bestPrefix) }
+        var header = header
         header.kind = .last
-        let sweep = SweepState(
-            position: trainer.position, optimizerStep: trainer.adam.step, history: trainer.history,
-            best: trainer.best?.record, diverged: trainer.diverged,
-            data: DataShape(trainSamples: trainer.train.count, validationSamples: trainer.validation.count,
-                            inputWidth: trainer.train.width))
-        let metadata = try header.metadata().merging(try sweep.metadata(learningRates: trainer.config.learningRates)) { a, _ in a }
+        let metadata = try header.metadata().merging(try snapshot.sweep.metadata(learningRates: snapshot.config.learningRates)) { a, _ in a }
         return SafetensorsFile(tensors: tensors, metadata: metadata)
     }
 }
@@ -77,12 +75,8 @@ public struct ModelCheckpoint: Sendable {
 /// A `last` checkpoint read back in full, once: everything a resume needs.
 public struct LastCheckpoint: Sendable {
     public var header: CheckpointHeader
-    public var sweep: SweepState
-    public var model: ModelState
-    /// Adam's first and second moments.
-    public var moments: (m: [Float], v: [Float])
-    /// The best model so far, when the sweep has one.
-    public var bestModel: ModelState?
+    /// The trainer's state as it was saved (its configuration is the header's).
+    public var snapshot: TrainingSnapshot
 
     /// Reads and checks `file` (called `path` in errors); a `best` checkpoint is refused.
     public init(_ file: SafetensorsFile, path: String) throws {
@@ -91,11 +85,12 @@ public struct LastCheckpoint: Sendable {
             throw TrainerError("\(path): a '\(header.kind.rawValue)' checkpoint has no optimizer state; resume needs last.safetensors")
         }
         let arch = header.architecture
-        model = try ModelState(file, arch: arch, path: path)
         let count = ParameterLayout(arch).count
-        moments = (try file.tensor(Checkpoint.firstMoments, shape: [count], file: path).values,
-                   try file.tensor(Checkpoint.secondMoments, shape: [count], file: path).values)
-        sweep = try SweepState(file, path: path)
-        bestModel = sweep.best == nil ? nil : try ModelState(file, arch: arch, path: path, prefix: Checkpoint.bestPrefix)
+        let moments = AdamMoments(m: try file.tensor(Checkpoint.firstMoments, shape: [count], file: path).values,
+                                  v: try file.tensor(Checkpoint.secondMoments, shape: [count], file: path).values)
+        let sweep = try SweepState(file, path: path)
+        let best = sweep.best == nil ? nil : try ModelState(file, arch: arch, path: path, prefix: Checkpoint.bestPrefix)
+        snapshot = TrainingSnapshot(config: header.config, architecture: arch, model: try ModelState(file, arch: arch, path: path),
+                                    moments: moments, sweep: sweep, bestModel: best)
     }
 }

@@ -6,6 +6,9 @@
 // plain copies (`widths`, `lr`, `epoch`, `val_macro_f1`, ...) are there for people and tools that
 // read the metadata directly, and are never read back. The keys are stable: scripts and users read
 // them.
+import CoreSupport
+import Model
+import Training
 
 /// Which of the two checkpoint files this is.
 public enum CheckpointKind: String, Codable, Sendable {
@@ -90,32 +93,7 @@ public struct CheckpointHeader: Equatable, Sendable {
     }
 }
 
-/// The shape of the data a run trained on, recorded so a resume can refuse different data.
-public struct DataShape: Codable, Equatable, Sendable {
-    public var trainSamples: Int
-    public var validationSamples: Int
-    public var inputWidth: Int
-
-    public init(trainSamples: Int, validationSamples: Int, inputWidth: Int) {
-        self.trainSamples = trainSamples
-        self.validationSamples = validationSamples
-        self.inputWidth = inputWidth
-    }
-}
-
-/// Where a sweep stands, as a `last` checkpoint records it (everything but tensors).
-public struct SweepState: Equatable, Sendable {
-    public var position: TrainingPosition
-    /// Adam's update count.
-    public var optimizerStep: Int
-    /// Every finished epoch.
-    public var history: [EpochRecord]
-    /// The epoch of the best model so far (its tensors are stored under `best.`).
-    public var best: EpochRecord?
-    /// Abandoned learning-rate indices.
-    public var diverged: [Int]
-    public var data: DataShape
-
+extension SweepState {
     /// The state as metadata entries, with plain copies of the current learning rate, epoch and
     /// latest validation metrics for readers of the metadata.
     func metadata(learningRates: [Double]) throws -> [String: String] {
@@ -138,22 +116,12 @@ public struct SweepState: Equatable, Sendable {
         guard let step = Int(try file.metadata("optimizer_step", file: path)), step >= 0 else {
             throw TrainerError("\(path): metadata 'optimizer_step' is not a count")
         }
-        position = try file.decodeMetadata(TrainingPosition.self, key: "position", path: path)
-        optimizerStep = step
-        history = try file.decodeMetadata([EpochRecord].self, key: "history", path: path)
-        best = try file.decodeMetadata(EpochRecord?.self, key: "best", path: path)
-        diverged = try file.decodeMetadata([Int].self, key: "diverged", path: path)
-        data = try file.decodeMetadata(DataShape.self, key: "data", path: path)
-    }
-
-    public init(position: TrainingPosition, optimizerStep: Int, history: [EpochRecord], best: EpochRecord?,
-                diverged: [Int], data: DataShape) {
-        self.position = position
-        self.optimizerStep = optimizerStep
-        self.history = history
-        self.best = best
-        self.diverged = diverged
-        self.data = data
+        self.init(
+            position: try file.decodeMetadata(TrainingPosition.self, key: "position", path: path), optimizerStep: step,
+            history: try file.decodeMetadata([EpochRecord].self, key: "history", path: path),
+            best: try file.decodeMetadata(EpochRecord?.self, key: "best", path: path),
+            diverged: try file.decodeMetadata([Int].self, key: "diverged", path: path),
+            data: try file.decodeMetadata(DataShape.self, key: "data", path: path))
     }
 }
 
@@ -164,33 +132,3 @@ extension SafetensorsFile {
     }
 }
 
-extension SweepState {
-    /// Checks every position, index and count against the configuration the run is resumed with
-    /// (a checkpoint is a file, and a file can say anything); one line naming `path` otherwise.
-    func validate(config: TrainingConfig, savedEpochs: Int, stepsPerEpoch: Int, path: String) throws {
-        func bad(_ what: String) -> TrainerError { TrainerError("\(path): checkpoint \(what)") }
-        let rates = config.learningRates.count
-        let p = position
-        guard (0...rates).contains(p.lrIndex) else { throw bad("position is at learning rate index \(p.lrIndex), expected 0...\(rates)") }
-        guard (0...savedEpochs).contains(p.epochsDone) else { throw bad("position has \(p.epochsDone) epochs done, expected 0...\(savedEpochs)") }
-        guard (0..<max(stepsPerEpoch, 1)).contains(p.stepInEpoch) else {
-            throw bad("position is at step \(p.stepInEpoch) of an epoch, expected 0..<\(stepsPerEpoch)")
-        }
-        for (name, value) in [("loss sum", p.epochLossSum), ("accuracy sum", p.epochAccuracySum), ("train seconds", p.epochTrainSeconds),
-                              ("communication seconds", p.epochCommunicationSeconds)] where !(value.isFinite && value >= 0) {
-            throw bad("position's \(name) is \(value), expected a finite value ≥ 0")
-        }
-        guard optimizerStep >= 0, optimizerStep <= savedEpochs * max(stepsPerEpoch, 1) + 1 else {
-            throw bad("optimizer step count is \(optimizerStep), expected 0...\(savedEpochs * max(stepsPerEpoch, 1))")
-        }
-        guard Set(diverged).count == diverged.count, diverged.allSatisfy({ (0..<rates).contains($0) && $0 <= p.lrIndex }) else {
-            throw bad("lists abandoned learning rates \(diverged), expected distinct indices below \(min(p.lrIndex + 1, rates))")
-        }
-        for r in history + (best.map { [$0] } ?? []) {
-            guard (0..<rates).contains(r.lrIndex), (1...savedEpochs).contains(r.epoch),
-                  [r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.valMacroF1].allSatisfy({ !$0.isNaN }) else {
-                throw bad("history has an impossible epoch record (learning rate index \(r.lrIndex), epoch \(r.epoch))")
-            }
-        }
-    }
-}

@@ -4,6 +4,7 @@
 // the largest), which is simpler and faster than streaming and small enough to keep in memory.
 // `gzip` exists so tests can write .gz fixtures. This is not a general archive tool: no file names,
 // no timestamps, no streaming API, and only the gzip wrapper (not raw deflate, not zlib's wrapper).
+import CoreSupport
 import CZlib
 
 // MARK: - Public API

@@ -4,6 +4,7 @@
 // files are deterministic and diff well; slashes are not escaped (paths stay readable). A non-finite
 // number, which JSON cannot express, is written as the string "nan", "inf" or "-inf" instead of
 // crashing the writer. Run files, checkpoint metadata and the evaluation report all go through here.
+import CoreSupport
 import Foundation
 
 public enum JSONCoding {

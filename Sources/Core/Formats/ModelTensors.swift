@@ -4,6 +4,8 @@
 // Names are stable and readable: layers.{i}.dense.weight [fan_in × fan_out] (the seed's layout,
 // y = x·W + b), layers.{i}.dense.bias, layers.{i}.bn.{weight,bias,running_mean,running_var},
 // head.weight, head.bias. Writing and reading both walk this table, so they cannot disagree.
+import CoreSupport
+import Model
 
 /// Where one named tensor of a model lives in the flat buffers.
 public struct ModelTensorEntry: Equatable, Sendable {
@@ -40,17 +42,7 @@ public func modelTensorTable(_ arch: Architecture) -> [ModelTensorEntry] {
     return table
 }
 
-/// A model's state as flat buffers: parameters (ParameterLayout order) and BatchNorm running
-/// statistics (RunningStatsLayout order).
-public struct ModelState: Equatable, Sendable {
-    public var parameters: [Float]
-    public var runningStats: [Float]
-
-    public init(parameters: [Float], runningStats: [Float]) {
-        self.parameters = parameters
-        self.runningStats = runningStats
-    }
-
+extension ModelState {
     /// The named tensors of this state for `arch`, each name prefixed with `prefix`.
     public func tensors(_ arch: Architecture, prefix: String = "") -> [Tensor] {
         modelTensorTable(arch).map { e in

@@ -12,6 +12,7 @@
 //
 // This file reads and writes only F32 (other dtypes are reported, not converted) and knows nothing
 // about what the tensors mean; checkpoints and models name and check them.
+import CoreSupport
 import Foundation
 
 // MARK: - Types

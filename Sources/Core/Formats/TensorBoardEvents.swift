@@ -7,6 +7,7 @@
 // step (field 2, int64) and either file_version (field 3, "brain.Event:2", the first record) or a
 // Summary (field 5) holding Summary.Value entries {tag (1, string), simple_value (2, float)}.
 // Only what scalars need; not images, histograms or a reader.
+import CoreSupport
 import Foundation
 
 // MARK: - Encoding

@@ -5,6 +5,7 @@
 // The float32 values stay the masters (parameters, activations and gradients everywhere else, Adam
 // and the reductions all in float32 or Double); only the products see bf16, as in PyTorch's CPU
 // autocast. Storage only; the Network decides when to convert.
+import Kernels
 
 final class BF16Copies {
     /// All parameters (only the Dense weights are read).

@@ -2,6 +2,7 @@
 // for the network's row capacity and reused by every step and evaluation chunk.
 //
 // Storage only: the Network's forward and backward passes decide what goes in them.
+import Kernels
 
 /// Activation buffers of one hidden block (Dense → ReLU → BatchNorm → Dropout).
 final class BlockBuffers {

@@ -2,6 +2,7 @@
 //
 // He-normal Dense weights from the counter-based generator, so every rank (and a resumed run)
 // computes the same initial model from the seed alone; the Trainer still broadcasts rank 0's.
+import Kernels
 
 /// Fills `params` with the seed's initial values: He-normal Dense weights, N(0, 2 / fan_in); zero
 /// biases; BatchNorm scale 1 and shift 0. Deterministic in `seed` (see CounterRandom).

@@ -2,6 +2,7 @@
 //
 // Each preset is a list of hidden widths plus the seed's dropout placement rule; the general shape
 // type is Architecture.
+import CoreSupport
 import Foundation
 
 /// The seed notebook's three models.

@@ -15,6 +15,8 @@
 //
 // This file is the orchestration of the layer kernels (Dense, Relu, BatchNorm, Dropout,
 // SoftmaxCrossEntropy); it is not an optimiser (Adam) nor a training loop (Trainer).
+import Kernels
+import Collectives
 
 /// One replica of the model: parameters, gradients, running statistics and activations.
 public final class Network {

@@ -2,6 +2,7 @@
 // shard sits in the global minibatch, which dropout masks to draw, how BatchNorm normalises.
 //
 // A plain value built by the Trainer for every step and read by Network; it holds no buffers.
+import Kernels
 
 /// Where one rank's shard sits in the global minibatch, and which random numbers it uses.
 public struct StepContext: Sendable {

@@ -6,8 +6,14 @@
 // data-parallel gradient computed on shards equals the single-process gradient of the whole
 // batch; and that BatchNorm running statistics merge exactly in both `sync` and `local` modes.
 // Rank 0 prints one line per check; exit status 1 if any check fails on any rank.
+import CoreSupport
+import Kernels
+import Collectives
+import Model
+import Training
+import Formats
+import Datasets
 import ArgumentParser
-import Core
 import Foundation
 
 struct CheckCommand: ParsableCommand {

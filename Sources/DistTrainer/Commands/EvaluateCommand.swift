@@ -4,8 +4,12 @@
 // Works single-process and under mpirun (the split is sharded across ranks, rank 0 prints). The
 // validation split is rebuilt from the checkpoint's seed and validation fraction, so it is the
 // same 12 000 images the run validated on.
+import CoreSupport
+import Kernels
+import Model
+import Training
+import Formats
 import ArgumentParser
-import Core
 import Foundation
 
 struct EvaluateCommand: ParsableCommand {

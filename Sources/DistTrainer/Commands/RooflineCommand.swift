@@ -4,8 +4,11 @@
 // input gradients, through oneDNN as training runs them) on a shard of the global batch, with the
 // threads a rank would use, and scales to an epoch. Everything else a step does (BatchNorm, dropout, Adam, communication) is
 // overhead on top of this bound; scripts/bench.sh reports epoch times as a fraction of it.
+import CoreSupport
+import Kernels
+import Model
+import Datasets
 import ArgumentParser
-import Core
 import Foundation
 
 struct RooflineCommand: ParsableCommand {

@@ -4,8 +4,13 @@
 // one rank of a job. This file is the flags and the recipe: flags → TrainingConfig (or a
 // checkpoint's configuration on --resume) → TrainingSetup (data, run directory; every rank agreeing
 // on failures) → Core's Trainer, reported by RunReporter → the final evaluation and files.
+import CoreSupport
+import Kernels
+import Collectives
+import Model
+import Training
+import Formats
 import ArgumentParser
-import Core
 import Foundation
 
 extension AdamVariant: ExpressibleByArgument {}
@@ -242,7 +247,7 @@ struct TrainCommand: ParsableCommand {
     /// The trainer for `setup`, restored to the resume point if there is one.
     func makeTrainer(_ setup: TrainingSetup, resuming point: ResumePoint?, mpi: MPICollective) throws -> Trainer {
         let trainer = try Trainer(config: setup.config, split: setup.split, collective: mpi)
-        if let point { try trainer.restore(from: point.checkpoint, path: point.path) }
+        if let point { try trainer.restore(from: point.checkpoint.snapshot, path: point.path) }
         return trainer
     }
 

@@ -4,7 +4,7 @@
 // and every rank exits 1 after MPI_Finalize. Any other error can have happened on one rank only,
 // while the others wait in a collective: it is printed with the rank and the whole job is aborted
 // at once (MPI_Abort), so nothing hangs.
-import Core
+import CoreSupport
 import Foundation
 
 /// Runs `body` on this process's rank of the job. `collectiveTimeout`: the train command's flag;

@@ -9,7 +9,7 @@
 // which the training loop cannot act on inside a collective that will never complete; two seconds
 // later the watchdog says where the rank was stuck and exits like the signal. The MPI calls stay on
 // the main thread (MPI_THREAD_FUNNELED); the watchdog only reads atomics and exits.
-import Core
+import CoreSupport
 import Foundation
 import Synchronization
 #if canImport(Glibc)

@@ -1,6 +1,5 @@
 // EvaluationReport: what `dist-trainer evaluate --json` prints — one object with the checkpoint's
 // scores on a split, per class and overall.
-import Core
 
 /// The JSON object `evaluate --json` prints.
 struct EvaluationReport: Codable, Equatable {

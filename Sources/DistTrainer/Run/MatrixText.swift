@@ -1,5 +1,5 @@
 // MatrixText: a confusion matrix as aligned text rows, as the console and `evaluate` print it.
-import Core
+import Training
 
 /// The confusion matrix as aligned text rows, one per true class.
 func formatMatrix(_ m: ConfusionMatrix) -> String {

@@ -2,7 +2,11 @@
 //
 // Written by `train` at the start of a run, read by `summarize` and the scripts (plot_metrics.py,
 // the sweep tools). Field names on disk are snake case (JSONCoding) and stable.
-import Core
+import CoreSupport
+import Kernels
+import Collectives
+import Model
+import Training
 
 /// The contents of config.json.
 struct RunConfigFile: Codable, Equatable {

@@ -4,7 +4,10 @@
 // Every file is written whole and atomically (Core's AtomicFile), so a reader or a crash never sees
 // a half-written file; the metrics files are rewritten from the full history after every epoch,
 // which keeps them consistent with the checkpoint a resumed run starts from.
-import Core
+import CoreSupport
+import Training
+import Formats
+import Datasets
 import Foundation
 
 enum RunFiles {

@@ -3,7 +3,10 @@
 //
 // It implements Core's TrainingObserver; the trainer calls it on rank 0 only. It writes; it never
 // decides anything about the math.
-import Core
+import CoreSupport
+import Kernels
+import Training
+import Formats
 import Foundation
 
 final class RunReporter: TrainingObserver {
@@ -159,10 +162,11 @@ final class RunReporter: TrainingObserver {
     /// files: in that order, so a crash between any two leaves files a resume can reconcile (it
     /// rewrites the metrics from the last checkpoint's history).
     func saveCheckpoints(_ trainer: Trainer, best isBest: Bool) throws {
-        if isBest, let best = try Checkpoint.best(trainer, job: job) {
-            try writeSafetensors(best, path: directory + "/" + RunFiles.best)
+        let snapshot = trainer.snapshot()
+        if isBest, let best = trainer.best {
+            try writeSafetensors(try Checkpoint.best(best, architecture: snapshot.architecture, header: job), path: directory + "/" + RunFiles.best)
         }
-        try writeSafetensors(try Checkpoint.last(trainer, job: job), path: directory + "/" + RunFiles.last)
+        try writeSafetensors(try Checkpoint.last(snapshot, header: job), path: directory + "/" + RunFiles.last)
         try RunFiles.writeMetrics(trainer.history, to: directory)
     }
 }

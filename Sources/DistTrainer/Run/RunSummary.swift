@@ -3,7 +3,8 @@
 //
 // Written by `train` at the end of a run; read by `summarize`, the sweep scripts and the tests.
 // Field names on disk are snake case (JSONCoding) and stable.
-import Core
+import Collectives
+import Training
 
 /// The contents of summary.json.
 struct RunSummary: Codable, Equatable {

@@ -1,6 +1,5 @@
 // SweepSummary: the files `summarize` writes into a sweep directory — summary.json (the global best
 // and its test evaluation) and one comparison row per run (comparison.md, comparison.csv).
-import Core
 
 /// The contents of a sweep directory's summary.json.
 struct SweepSummary: Codable, Equatable {

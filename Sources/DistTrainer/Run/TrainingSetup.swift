@@ -3,7 +3,9 @@
 //
 // Built once per rank inside one agreement (every step here can fail on one rank only: a file it
 // cannot read, a directory it cannot create), so that all ranks stop together with one message.
-import Core
+import Model
+import Training
+import Datasets
 import Foundation
 
 struct TrainingSetup {
@@ -31,7 +33,7 @@ struct TrainingSetup {
         // Hand the training file over to the split without keeping a reference, so it is shuffled
         // in place rather than copied (47 MB less peak memory).
         let trainFile = data.train
-        data.train = LabeledImages(pixels: [], labels: [], rows: 0, cols: 0)
+        data.train = LabeledImages(pixels: [], labels: [], rows: 0, cols: 0, classCount: trainFile.classCount)
         let split = DataSplit(trainFile, valFraction: config.valFraction, seed: config.seed)
         return TrainingSetup(config: config, split: split, test: data.test, dataDirectory: directory, runDirectory: runDirectory,
                              job: JobShape(ranks: mpi.size, hosts: mpi.nodeCount, threadsPerRank: threads, hostNames: mpi.hostNames))

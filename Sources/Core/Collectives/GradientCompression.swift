@@ -2,6 +2,7 @@
 // as Horovod's and DDP's compression hooks: half the bytes on the wire, float32 master weights and
 // optimizer everywhere, sums formed in float32. Not exact: a partial sum is rounded to 16 bits at
 // every hop of the ring. The default (none) keeps the exact float32 path.
+import Kernels
 
 /// How the weight gradients travel between ranks.
 public enum GradientCompression: String, Codable, CaseIterable, Sendable {

@@ -5,6 +5,7 @@
 // `Connection: close`, bodies delimited by Content-Length, chunked encoding or the end of the
 // connection, up to five redirects, a connect timeout and an idle timeout. Not here: TLS
 // (https:// mirrors are refused with a hint), proxies, keep-alive, compression.
+import CoreSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc

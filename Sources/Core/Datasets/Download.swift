@@ -7,6 +7,8 @@
 // `FashionMNIST.load` would pick it up. Not a general downloader: no resume, no progress bar, no
 // parallel fetches, no proxies, plain HTTP only (HTTPGet.swift). The CLI wiring lives in the
 // DistTrainer target (Commands/DownloadCommand.swift); the logic is here so tests can drive it.
+import CoreSupport
+import Formats
 import Foundation
 
 // MARK: - Public API

@@ -3,6 +3,10 @@
 // The CLI builds one of these from flags; checkpoints store it so that a resumed run uses the
 // same math. Settings that only affect speed or where files go (threads, run directory) are not
 // part of it.
+import CoreSupport
+import Kernels
+import Collectives
+import Model
 import Foundation
 
 /// The settings that determine a training run's results.

@@ -1,6 +1,7 @@
 // SingleProcess: the Collective of a job with one process, where every operation is the identity.
 //
 // Used for single-process debugging runs without MPI and by the tests as the whole-batch reference.
+import Kernels
 
 /// The trivial collective of a job with one process: every operation is the identity.
 public final class SingleProcess: Collective {

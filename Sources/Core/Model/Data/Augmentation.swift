@@ -5,6 +5,7 @@
 //
 // Translation by (dx, dy) pixels moves the content; what moves in from outside is zero (black, the
 // background of Fashion-MNIST). Not a general image library: integer shifts and flips only.
+import Kernels
 
 /// The transforms of one epoch's training images.
 public struct Augmentation: Sendable {

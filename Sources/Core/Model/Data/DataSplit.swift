@@ -3,6 +3,7 @@
 // The seed shuffles the 60 000 training images and keeps the first round((1 − ratio) · m) for
 // training (48 000) and the rest for validation (12 000); the t10k file is the test set. The
 // shuffle here is CounterRandom's, so every rank computes the same split without communicating.
+import Kernels
 
 /// Training and validation parts of a training file.
 public struct DataSplit: Sendable {
@@ -16,16 +17,16 @@ public struct DataSplit: Sendable {
     public init(_ all: consuming LabeledImages, valFraction: Double, seed: UInt64) {
         let order = permutation(all.count, key: RandomKey(seed: seed, .split))
         let cut = Int((Double(all.count) * (1 - valFraction)).rounded(.toNearestOrEven))
-        let (width, rows, cols) = (all.width, all.rows, all.cols)
+        let (width, rows, cols, classes) = (all.width, all.rows, all.cols, all.classCount)
         var pixels = all.pixels
         var labels = all.labels
-        all = LabeledImages(pixels: [], labels: [], rows: rows, cols: cols)  // drop the last reference
+        all = LabeledImages(pixels: [], labels: [], rows: rows, cols: cols, classCount: classes)  // drop the last reference
         applyPermutation(order, rowsOf: &pixels, width: width)
         applyPermutation(order, rowsOf: &labels, width: 1)
-        validation = LabeledImages(pixels: Array(pixels[(cut * width)...]), labels: Array(labels[cut...]), rows: rows, cols: cols)
+        validation = LabeledImages(pixels: Array(pixels[(cut * width)...]), labels: Array(labels[cut...]), rows: rows, cols: cols, classCount: classes)
         pixels.removeSubrange((cut * width)...)
         labels.removeSubrange(cut...)
-        train = LabeledImages(pixels: pixels, labels: labels, rows: rows, cols: cols)
+        train = LabeledImages(pixels: pixels, labels: labels, rows: rows, cols: cols, classCount: classes)
     }
 }
 

@@ -4,6 +4,9 @@
 // 10 classes, shipped as four IDX files, usually gzipped. This file finds the directory, reads the four
 // files (.gz or plain), checks that they fit together, and returns two LabeledImages. It does not
 // download anything (Download.swift), split off a validation set, batch, or convert to Float.
+import CoreSupport
+import Model
+import Formats
 import Foundation
 
 // MARK: - The data set
@@ -126,7 +129,7 @@ public enum FashionMNIST {
             throw TrainerError(
                 "\(labels): label \(labelIDX.bytes[bad]) at index \(bad), expected < \(classCount)")
         }
-        return LabeledImages(pixels: imageIDX.bytes, labels: labelIDX.bytes, rows: rows, cols: cols)
+        return LabeledImages(pixels: imageIDX.bytes, labels: labelIDX.bytes, rows: rows, cols: cols, classCount: classCount)
     }
 
     /// Reads `<directory>/<name>.gz` or, failing that, `<directory>/<name>`, inflating if gzipped.

@@ -2,7 +2,7 @@
 //
 // Images stay UInt8 in memory (47 MB for Fashion-MNIST's train set instead of 188 MB as Float);
 // a minibatch is converted to Float (scaled by 1/255) only when it is gathered. This type is storage
-// only: loading lives in Dataset.swift, the train/validation split in DataSplit.swift, gathering a
+// only: loading lives in Datasets (FashionMNIST.swift), the train/validation split in DataSplit.swift, gathering a
 // batch in Network.gather.
 
 /// Images as row-major bytes (`count × width`) with one label per image.
@@ -14,13 +14,17 @@ public struct LabeledImages: Sendable {
     /// Image height and width in pixels (`width == rows * cols`).
     public var rows: Int
     public var cols: Int
+    /// Number of classes of the data set (labels are `0..<classCount`); the network's head has one
+    /// output per class. A property of the data set, not of this sample of it (a split may lack a class).
+    public var classCount: Int
 
-    public init(pixels: [UInt8], labels: [UInt8], rows: Int, cols: Int) {
+    public init(pixels: [UInt8], labels: [UInt8], rows: Int, cols: Int, classCount: Int) {
         precondition(pixels.count == labels.count * rows * cols, "pixel count must be labels × rows × cols")
         self.pixels = pixels
         self.labels = labels
         self.rows = rows
         self.cols = cols
+        self.classCount = classCount
     }
 
     /// Number of images.

@@ -5,6 +5,8 @@
 // and a rank that kept its own part in float32 would then disagree with the others; here every
 // rank holds the same rounded gradient sum and applies the same float32 update, so the replicas
 // stay identical and the parameters never travel. Half the bytes of the exact step's traffic.
+import Collectives
+import Model
 
 public final class ReplicatedAdam: DataParallelOptimizer {
     public let adam: AdamState

@@ -13,6 +13,10 @@
 //
 // Rank 0 alone talks to the observer (console, files, checkpoints) and decides whether to go on;
 // it broadcasts that decision so all ranks stop together.
+import CoreSupport
+import Kernels
+import Collectives
+import Model
 import Foundation
 
 /// A learning-rate sweep in progress: model replica, optimiser state, position and history.
@@ -56,7 +60,7 @@ public final class Trainer {
         train = split.train
         validation = split.validation
         self.collective = collective
-        let arch = config.architecture(inputWidth: split.train.width, classCount: FashionMNIST.classCount)
+        let arch = config.architecture(inputWidth: split.train.width, classCount: split.train.classCount)
         shard = shardRange(batch: config.batchSize, rank: collective.rank, size: collective.size)
         let largestShard = (config.batchSize + collective.size - 1) / collective.size
         network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 1, precision: config.precision)

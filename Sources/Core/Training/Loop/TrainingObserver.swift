@@ -4,6 +4,7 @@
 // The trainer decides nothing about files; the observer decides nothing about the math. The only
 // thing an observer returns is the per-epoch decision, which the trainer broadcasts from rank 0 so
 // every rank acts on it together.
+import Collectives
 
 /// What rank 0 is told while training runs. Only rank 0 has an observer.
 public protocol TrainingObserver: AnyObject {

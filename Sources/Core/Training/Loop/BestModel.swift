@@ -2,6 +2,7 @@
 //
 // A copy of the parameters and running statistics, so training can go on changing the live network;
 // written to best.safetensors and inside last.safetensors.
+import Model
 
 /// The best model so far: where it was found and a copy of its state.
 public struct BestModel: Sendable {

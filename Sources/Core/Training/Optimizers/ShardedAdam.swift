@@ -3,6 +3,8 @@
 // Communication and update only; Adam's arithmetic is AdamState.update (Training/Adam.swift) and
 // the split of the flat buffer is Partition. The exact default; with gradient compression the step
 // is ReplicatedAdam's.
+import Collectives
+import Model
 
 /// The optimizer step of a data-parallel job: reduces the weight gradients and updates the
 /// parameters identically on every rank.

@@ -4,6 +4,7 @@
 // the other ranks waiting forever in the next collective. Every step that can fail on some ranks
 // ends in `agree`; files that only rank 0 may read (the run directory need not be shared) are read
 // there and broadcast with `rootReads`.
+import CoreSupport
 
 extension Collective {
     /// Error agreement: every rank passes the error it hit (or nil); if any rank failed, every rank

@@ -9,6 +9,7 @@
 // So a label file starts with magic 0x00000801 and an image file with 0x00000803. We only read and
 // write unsigned bytes (0x08), the only type Fashion-MNIST uses. This file knows nothing about gzip
 // or about what the dimensions mean; Dataset.swift does.
+import CoreSupport
 
 // MARK: - Types
 

@@ -81,7 +81,12 @@ final class HardeningTests: XCTestCase {
             ("loss-nan", metadata("position") { $0.replacingOccurrences(of: "\"epoch_loss_sum\":0", with: "\"epoch_loss_sum\":\"nan\"") }, []),
             ("diverged-99", metadata("diverged") { _ in "[99]" }, ["abandoned learning rates [99]"]),
             ("optimizer-step-negative", metadata("optimizer_step") { _ in "-3" }, ["optimizer_step"]),
-            ("config-epochs-negative", json("config") { var c = $0; c["epochs"] = -1; return c }, ["metadata 'config'", "--epochs"]),
+            ("config-epochs-negative", json("config") { var c = $0; c["epochs"] = -1; return c }, ["metadata 'config'", "epochs: expected 1 to 1000000, found -1"]),
+            // A checkpoint's settings are complete or refused: without its seed it would resume with
+            // the default seed, another split and shuffle than the run it continues.
+            ("config-without-seed", json("config") { var c = $0; c["seed"] = nil; return c }, ["metadata 'config'", "seed: missing"]),
+            ("config-without-accumulate", json("config") { var c = $0; c["accumulate"] = nil; return c }, ["accumulate: missing"]),
+            ("config-unknown-setting", json("config") { var c = $0; c["momentum"] = 0.9; return c }, ["momentum: not a setting"]),
             ("broken-json", metadata("history") { String($0.dropLast(3)) }, ["metadata 'history'"]),
             ("history-epoch-zero", metadata("history") { $0.replacingOccurrences(of: "\"epoch\":1", with: "\"epoch\":0") }, ["impossible epoch record"]),
         ]

@@ -2,6 +2,7 @@
 // invariant with everything on (one sharded step equals the whole-batch step, so np=1 and np=2
 // agree), exactly resumable mid-schedule, early stopping agreed by every rank, configurations
 // replayed from a file, and TensorBoard event files read back by the real `tensorboard` package.
+import Training
 import Foundation
 import TestSupport
 import XCTest
@@ -119,7 +120,7 @@ final class RecipeTests: XCTestCase {
             let r = try runTrainer(["train", "--config", file, "--data-dir", tmp + "/data", "--run-dir", run, "--epochs", "3", "--threads", "1"])
             XCTAssertEqual(r.status, 0, r.stderr)
             let written = try readJSON(run + "/config.json"), wanted = try readJSON(file)
-            XCTAssertEqual(wanted.count, 20, "\(recipe).json should list every training setting")
+            XCTAssertEqual(Set(wanted.keys), Set(TrainingConfig.settingKeys), "\(recipe).json should list every training setting")
             for (key, value) in wanted where key != "epochs" {
                 XCTAssertEqual(written[key].map { "\($0)" }, "\(value)", "\(recipe).json: \(key)")
             }
@@ -128,7 +129,13 @@ final class RecipeTests: XCTestCase {
         try "{\"epochs\": \"ten\"}".write(toFile: bad, atomically: true, encoding: .utf8)
         let r = try runTrainer(["train", "--data-dir", tmp + "/data", "--config", bad])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("--config \(bad)") && r.stderr.contains("epochs"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--config \(bad): epochs: expected an integer"), r.stderr)
+        // A misspelled key would otherwise train the default quietly: one line naming it and the
+        // closest setting, exit 1, nothing trained.
+        try "{\"epochs\": 1, \"batchsize\": 64}".write(toFile: bad, atomically: true, encoding: .utf8)
+        try expectOneLine(["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/misspelled", "--config", bad],
+                          ["--config \(bad): batchsize: not a setting (the closest is batch_size)"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp + "/misspelled/metrics.jsonl"))
     }
 
     /// TensorBoard's own reader (the `tensorboard` package's EventAccumulator) finds every scalar,

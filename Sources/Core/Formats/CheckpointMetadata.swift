@@ -9,6 +9,7 @@
 import CoreSupport
 import Model
 import Training
+import Foundation
 
 /// Which of the two checkpoint files this is.
 public enum CheckpointKind: String, Codable, Sendable {
@@ -62,6 +63,22 @@ public struct CheckpointHeader: Equatable, Sendable {
         return m
     }
 
+    /// The checkpoint's settings: complete (every setting present: a missing one would resume with
+    /// its default, another run than the one saved) and valid.
+    static func settings(_ file: SafetensorsFile, path: String) throws -> TrainingConfig {
+        let text = try file.metadata("config", file: path)
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+            throw TrainerError("\(path): metadata 'config' is not a JSON object of settings")
+        }
+        do {
+            let config = try TrainingConfig(complete: object)
+            try config.validateValues()
+            return config
+        } catch {
+            throw TrainerError("\(path): metadata 'config' is not valid (\(error))")
+        }
+    }
+
     /// Reads and checks the header of `file` (called `path` in errors): it must be ours, of this
     /// format version, and describe a possible network.
     public init(_ file: SafetensorsFile, path: String) throws {
@@ -83,10 +100,7 @@ public struct CheckpointHeader: Equatable, Sendable {
               arch.hidden.allSatisfy({ $0 > 0 }), arch.parameterCount(limit: floats) != nil else {
             throw TrainerError("\(path): metadata 'architecture' describes an impossible network (\(arch.widthsDescription)) for the \(floats) values the file holds")
         }
-        let config = try file.decodeMetadata(TrainingConfig.self, key: "config", path: path)
-        do { try config.validateValues() } catch let e as TrainerError {
-            throw TrainerError("\(path): metadata 'config' is not valid (\(e.message))")
-        }
+        let config = try Self.settings(file, path: path)
         self.init(kind: kind, architecture: arch, config: config,
                   dataDirectory: file.metadata["data_dir"], ranks: file.metadata["ranks"].flatMap { Int($0) },
                   threadsPerRank: file.metadata["threads_per_rank"].flatMap { Int($0) }, producer: file.metadata["dist_trainer_version"])

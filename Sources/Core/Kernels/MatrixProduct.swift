@@ -27,7 +27,7 @@ extension ProductPrecision {
     /// Throws one line when this CPU cannot compute in this precision (bf16 needs AVX512_BF16 or AMX).
     public func checkSupported() throws {
         if self == .bf16 && !cpuHasBF16 {
-            throw TrainerError("--precision bf16: this CPU has no bf16 arithmetic (AVX512_BF16 or AMX; oneDNN finds \(cpuInstructionSet())); use --precision fp32")
+            throw SettingError("precision", "bf16: this CPU has no bf16 arithmetic (AVX512_BF16 or AMX; oneDNN finds \(cpuInstructionSet())); use fp32")
         }
     }
 }

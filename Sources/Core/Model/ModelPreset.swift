@@ -1,4 +1,4 @@
-// ModelPreset: the seed notebook's Models 1–3 and the `--hidden` widths that override them.
+// ModelPreset: the seed notebook's Models 1–3 and the hidden widths that override them.
 //
 // Each preset is a list of hidden widths plus the seed's dropout placement rule; the general shape
 // type is Architecture.
@@ -33,12 +33,12 @@ public enum ModelPreset: Int, CaseIterable, Codable, Sendable {
     }
 }
 
-/// Parses `--hidden 512,128,64`: one or more positive widths separated by commas.
+/// Parses hidden widths written as `512,128,64`: one or more positive widths separated by commas.
 public func parseHiddenWidths(_ text: String) throws -> [Int] {
     let parts = text.split(separator: ",", omittingEmptySubsequences: false)
     let widths = parts.map { Int($0.trimmingCharacters(in: .whitespaces)) }
     guard !parts.isEmpty, widths.allSatisfy({ ($0 ?? 0) > 0 }) else {
-        throw TrainerError("--hidden: expected positive layer widths separated by commas (e.g. 512,128,64), found '\(text)'")
+        throw SettingError("hidden", "expected positive layer widths separated by commas (e.g. 512,128,64), found '\(text)'")
     }
     return widths.map { $0! }
 }

@@ -6,18 +6,10 @@
 // on failures) → Core's Trainer, reported by RunReporter → the final evaluation and files.
 import CoreSupport
 import Kernels
-import Collectives
-import Model
 import Training
-import Formats
 import ArgumentParser
 import Foundation
 
-extension AdamVariant: ExpressibleByArgument {}
-extension BatchNormMode: ExpressibleByArgument {}
-extension ProductPrecision: ExpressibleByArgument {}
-extension GradientCompression: ExpressibleByArgument {}
-extension LearningRateSchedule: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,79 +25,14 @@ struct TrainCommand: ParsableCommand {
             the current step, save last.safetensors and exit with status 130/143.
             """)
 
-    // Flags that change the math are optional here: nil means "the default", or on --resume
-    // "the checkpoint's value", and a resumed run refuses any that differ from the checkpoint.
+    /// Every training setting's flag (nil unless given): see TrainingFlags.
+    @OptionGroup(title: "Training settings") var settings: TrainingFlags
 
     @Option(help: ArgumentHelp(
         "Directory with the four Fashion-MNIST IDX files (.gz or plain).",
         discussion: "Default: $FASHION_MNIST_DIR, else ./data/fashion-mnist, else /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist).",
         valueName: "dir"))
     var dataDir: String?
-
-    @Option(help: "The seed's model: 1 = 784-128-64-10, 2 = 784-512-128-64-10, 3 = 784-512-128-64-32-10. (default: 2)")
-    var model: Int?
-
-    @Option(help: ArgumentHelp("Hidden widths overriding the preset's, e.g. 512,128,64 (dropout placement follows the preset).", valueName: "w1,w2,..."))
-    var hidden: String?
-
-    @Option(help: "Epochs per learning rate; on --resume it may be raised to train longer. (default: 10)")
-    var epochs: Int?
-
-    @Option(help: "Global minibatch size, split across ranks; the last partial batch of an epoch is dropped. (default: 128)")
-    var batchSize: Int?
-
-    @Option(help: ArgumentHelp("Learning rate, or a comma-separated sweep, one fresh run per rate. (default: 0.005,0.001,0.0005,0.0001)", valueName: "lr[,lr...]"))
-    var lr: String?
-
-    @Option(help: "Dropout drop probability, as PyTorch's p (the seed's keep probability 0.5 is the same). (default: 0.5)")
-    var dropout: Double?
-
-    @Option(help: "Seed of the split, initial weights, shuffles and dropout masks. (default: 12)")
-    var seed: UInt64?
-
-    @Option(help: "Fraction of the training file held out for validation. (default: 0.2)")
-    var valFraction: Double?
-
-    @Option(help: "adam (bias-corrected, as PyTorch) or adam-seed (the notebook's update without bias correction). (default: adam)")
-    var optimizer: AdamVariant?
-
-    @Option(help: "BatchNorm statistics across ranks: sync (global batch; rank-count invariant) or local (per shard, as PyTorch DDP). (default: sync)")
-    var bn: BatchNormMode?
-
-    @Option(help: "Number format of the matrix products: fp32, or bf16 (bfloat16 products with fp32 accumulation, master weights and optimizer, as PyTorch's CPU autocast; needs AVX512_BF16 or AMX). (default: fp32)")
-    var precision: ProductPrecision?
-
-    @Option(name: .customLong("grad-compression"), help: "Weight gradients between ranks: none (exact float32), bf16 or fp16 (16-bit transport, float32 sums, master weights and optimizer; half the traffic, not exact). (default: none)")
-    var gradCompression: GradientCompression?
-
-    // MARK: Beyond the seed's recipe (all off by default)
-
-    @Option(help: "Learning-rate schedule of each run: constant (the seed's), cosine (to zero), or step (×0.1 at 1/2 and 3/4 of the epochs). (default: constant)")
-    var lrSchedule: LearningRateSchedule?
-
-    @Option(help: "Epochs of linear warm-up to the base learning rate at the start of each run. (default: 0)")
-    var warmupEpochs: Double?
-
-    @Option(help: "Decoupled weight decay (AdamW) of the Dense weights; biases and BatchNorm are not decayed. (default: 0)")
-    var weightDecay: Double?
-
-    @Option(help: "Label smoothing ε of the training loss. (default: 0)")
-    var labelSmoothing: Double?
-
-    @Flag(help: "Augment training images: random translations of up to 2 pixels (zero fill).")
-    var augment = false
-
-    @Option(help: "With augmentation: the largest translation in pixels. (default: 2 with --augment)")
-    var augmentShift: Int?
-
-    @Flag(help: "With --augment: also flip training images horizontally at random.")
-    var augmentFlip = false
-
-    @Option(help: ArgumentHelp("Stop a learning rate's run when validation macro-F1 has not improved for this many epochs. (default: off)", valueName: "patience"))
-    var earlyStopping: Int?
-
-    @Option(help: ArgumentHelp("Average the gradients of K minibatches before each reduction and optimizer step (gradient accumulation, as DDP's no_sync): K times fewer reductions per sample, for slow networks. (default: 1)", valueName: "K"))
-    var accumulate: Int?
 
     @Option(help: ArgumentHelp("Every train setting from a JSON file (config.json's format: a past run's config.json replays it); flags override it.", valueName: "file"))
     var config: String?
@@ -130,61 +57,38 @@ struct TrainCommand: ParsableCommand {
 
     // MARK: - Configuration
 
-    /// The configuration: the defaults (or `base`, a checkpoint's) with the given flags applied.
-    /// With a `base`, flags that would change the math must agree with it; `--epochs` may grow.
+    /// The configuration: the defaults, or --config's file, or on --resume `base` (the checkpoint's,
+    /// from `source`), with the flags given merged in by Core's rules (TrainingConfig.merging).
     func makeConfig(base: TrainingConfig? = nil, source: String = "") throws -> TrainingConfig {
         if base != nil, let config { throw TrainerError("--config \(config): a resumed run keeps the settings of \(source)") }
-        var c = try base ?? configFile() ?? TrainingConfig()
-        func apply<T: Equatable>(_ flag: String, _ value: T?, _ path: WritableKeyPath<TrainingConfig, T>, describe: (T) -> String) throws {
-            guard let value else { return }
-            if base != nil, value != c[keyPath: path] {
-                throw TrainerError("\(flag) \(describe(value)): the run in \(source) was trained with \(describe(c[keyPath: path])); a resumed run keeps its settings (only --epochs may be raised)")
-            }
-            c[keyPath: path] = value
+        let start = try base ?? configFile() ?? TrainingConfig()
+        do {
+            let c = try start.merging(settings.given, resuming: base == nil ? nil : source)
+            try c.validate()
+            return c
+        } catch let e as SettingError {
+            throw settings.present(e, configFile: base == nil ? config : nil)
         }
-        if let model {
-            guard let preset = ModelPreset(rawValue: model) else { throw TrainerError("--model: expected 1, 2 or 3, found \(model)") }
-            try apply("--model", preset, \.model) { String($0.rawValue) }
-        }
-        if let hidden { try apply("--hidden", Optional(try parseHiddenWidths(hidden)), \.hidden) { $0.map { $0.map(String.init).joined(separator: ",") } ?? "the preset's" } }
-        try apply("--batch-size", batchSize, \.batchSize) { String($0) }
-        if let lr { try apply("--lr", try parseLearningRates(lr), \.learningRates) { $0.map { String($0) }.joined(separator: ",") } }
-        try apply("--dropout", dropout, \.dropout) { String($0) }
-        try apply("--seed", seed, \.seed) { String($0) }
-        try apply("--val-fraction", valFraction, \.valFraction) { String($0) }
-        try apply("--optimizer", optimizer, \.optimizer) { $0.rawValue }
-        try apply("--bn", bn, \.batchNorm) { $0.rawValue }
-        try apply("--precision", precision, \.precision) { $0.rawValue }
-        try apply("--grad-compression", gradCompression, \.gradientCompression) { $0.rawValue }
-        try apply("--lr-schedule", lrSchedule, \.lrSchedule) { $0.rawValue }
-        try apply("--warmup-epochs", warmupEpochs, \.warmupEpochs) { String($0) }
-        try apply("--weight-decay", weightDecay, \.weightDecay) { String($0) }
-        try apply("--label-smoothing", labelSmoothing, \.labelSmoothing) { String($0) }
-        try apply("--augment", augmentShift ?? (augment ? 2 : nil), \.augmentShift) { $0 == 0 ? "off" : "\($0) px" }
-        try apply("--augment-flip", augmentFlip ? true : nil, \.augmentFlip) { String($0) }
-        try apply("--early-stopping", earlyStopping, \.earlyStopping) { String($0) }
-        try apply("--accumulate", accumulate, \.accumulate) { String($0) }
-        if let epochs {
-            if let base, epochs < base.epochs {
-                throw TrainerError("--epochs \(epochs): the run in \(source) was set to \(base.epochs) epochs; a resumed run may only raise it")
-            }
-            c.epochs = epochs
-        }
-        try c.validate()
-        if let threads, threads < 1 { throw TrainerError("--threads: expected at least 1, found \(threads)") }
-        return c
     }
 
-    /// The settings of --config's file, or nil without one.
+    /// The settings of --config's file, or nil without one: a recipe (an object of settings) or a
+    /// run's config.json (its settings; the record of the job is ignored).
     func configFile() throws -> TrainingConfig? {
         guard let config else { return nil }
         let bytes: [UInt8]
         do { bytes = try readFile(config, limit: 1 << 20) } catch let e as TrainerError { throw TrainerError("--config \(e.message)") }
-        return try JSONCoding.decode(TrainingConfig.self, from: bytes, what: "--config \(config)")
+        do {
+            return try TrainingConfig(recipe: try RunConfigFile.settingsObject(bytes))
+        } catch let e as SettingError {
+            throw TrainerError("--config \(config): \(e)")
+        } catch {
+            throw TrainerError("--config \(config): not a JSON object of settings (\(error))")
+        }
     }
 
     func validate() throws {
         do { _ = try makeConfig() } catch let e as TrainerError { throw ValidationError(e.message) }
+        if let threads, threads < 1 { throw ValidationError("--threads: expected at least 1, found \(threads)") }
         if let collectiveTimeout, !(collectiveTimeout >= 0) {
             throw ValidationError("--collective-timeout: expected seconds ≥ 0, found \(collectiveTimeout)")
         }
@@ -246,7 +150,10 @@ struct TrainCommand: ParsableCommand {
 
     /// The trainer for `setup`, restored to the resume point if there is one.
     func makeTrainer(_ setup: TrainingSetup, resuming point: ResumePoint?, mpi: MPICollective) throws -> Trainer {
-        let trainer = try Trainer(config: setup.config, split: setup.split, collective: mpi)
+        let trainer: Trainer
+        do { trainer = try Trainer(config: setup.config, split: setup.split, collective: mpi) } catch let e as SettingError {
+            throw settings.present(e, configFile: point == nil ? config : nil)
+        }
         if let point { try trainer.restore(from: point.checkpoint.snapshot, path: point.path) }
         return trainer
     }

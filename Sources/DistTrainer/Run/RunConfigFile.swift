@@ -1,45 +1,51 @@
-// RunConfigFile: config.json, every setting of a run plus the job and data it ran on.
+// RunConfigFile: config.json — every setting of a run (TrainingConfig itself, at the top level, so
+// the file is a recipe: `--config config.json` replays the run) plus the record of the network, the
+// job and the data it ran on.
 //
-// Written by `train` at the start of a run, read by `summarize` and the scripts (plot_metrics.py,
-// the sweep tools). Field names on disk are snake case (JSONCoding) and stable.
+// Written by `train` at the start of a run, read by `summarize`, `--config` and the scripts
+// (plot_metrics.py, bench_hosts.sh, the Slurm test). Field names on disk are snake case
+// (JSONCoding) and stable.
 import CoreSupport
-import Kernels
-import Collectives
 import Model
 import Training
+import Foundation
 
-/// The contents of config.json.
+/// The contents of config.json: the settings and the record, side by side in one JSON object.
 struct RunConfigFile: Codable, Equatable {
-    // The model.
-    var model: Int
-    var hidden: [Int]
-    var dropoutAfter: [Bool]
-    var inputWidth: Int
-    var classes: Int
-    /// "784-512-128-64-10".
+    var settings: TrainingConfig
+    var record: RunRecord
+
+    init(settings: TrainingConfig, record: RunRecord) {
+        self.settings = settings
+        self.record = record
+    }
+
+    init(from decoder: Decoder) throws {
+        settings = try TrainingConfig(from: decoder)
+        record = try RunRecord(from: decoder)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try settings.encode(to: encoder)
+        try record.encode(to: encoder)
+    }
+
+    /// The object of settings in a `--config` file's bytes: a recipe's whole object, or from a run's
+    /// config.json everything but the record's keys.
+    static func settingsObject(_ bytes: [UInt8]) throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw TrainerError("expected a JSON object of settings")
+        }
+        let recordKeys = Set(RunRecord.CodingKeys.allCases.map { settingKey($0.stringValue) })
+        return object.filter { !recordKeys.contains($0.key) }
+    }
+}
+
+/// What config.json records besides the settings: the network, the job, the data, the program.
+struct RunRecord: Codable, Equatable {
+    /// The network the settings and the data gave, and its widths as "784-512-128-64-10".
+    var architecture: Architecture
     var widths: String
-    // The recipe (TrainingConfig's settings).
-    var epochs: Int
-    var batchSize: Int
-    var learningRates: [Double]
-    var dropout: Double
-    var seed: UInt64
-    var valFraction: Double
-    var optimizer: AdamVariant
-    var batchNorm: BatchNormMode
-    // Settings newer than the first config.json files (optional so that older run directories
-    // still read).
-    var precision: ProductPrecision?
-    var gradientCompression: GradientCompression?
-    var lrSchedule: LearningRateSchedule?
-    var warmupEpochs: Double?
-    var weightDecay: Double?
-    var labelSmoothing: Double?
-    var augmentShift: Int?
-    var augmentFlip: Bool?
-    var earlyStopping: Int?
-    var accumulate: Int?
-    // The job and the data.
     var ranks: Int
     var hosts: Int
     var threadsPerRank: Int
@@ -51,34 +57,19 @@ struct RunConfigFile: Codable, Equatable {
     var command: String
     var resumed: Bool
     /// dist-trainer's version and the source revision of the binary.
-    var version: String?
-    var revision: String?
+    var version: String
+    var revision: String
 
-    init(config c: TrainingConfig, architecture arch: Architecture, job: JobShape, data: DataCounts, command: String, resumed: Bool) {
-        model = c.model.rawValue
-        hidden = arch.hidden
-        dropoutAfter = arch.dropoutAfter
-        inputWidth = arch.inputWidth
-        classes = arch.classCount
+    /// The keys (declared, so `--config` can tell a record's keys from a misspelled setting; the
+    /// compiler refuses a property missing here).
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case architecture, widths, ranks, hosts, threadsPerRank, dataDir, trainSamples, validationSamples, testSamples
+        case command, resumed, version, revision
+    }
+
+    init(architecture arch: Architecture, job: JobShape, data: DataCounts, command: String, resumed: Bool) {
+        architecture = arch
         widths = arch.widthsDescription
-        epochs = c.epochs
-        batchSize = c.batchSize
-        learningRates = c.learningRates
-        dropout = c.dropout
-        seed = c.seed
-        valFraction = c.valFraction
-        optimizer = c.optimizer
-        batchNorm = c.batchNorm
-        precision = c.precision
-        gradientCompression = c.gradientCompression
-        lrSchedule = c.lrSchedule
-        warmupEpochs = c.warmupEpochs
-        weightDecay = c.weightDecay
-        labelSmoothing = c.labelSmoothing
-        augmentShift = c.augmentShift
-        augmentFlip = c.augmentFlip
-        earlyStopping = c.earlyStopping
-        accumulate = c.accumulate
         ranks = job.ranks
         hosts = job.hosts
         threadsPerRank = job.threadsPerRank

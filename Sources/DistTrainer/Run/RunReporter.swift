@@ -46,8 +46,8 @@ final class RunReporter: TrainingObserver {
                 + "\(plural(p.epochsDone, "epoch")) done\(p.stepInEpoch > 0 ? " + \(p.stepInEpoch) steps" : ""), "
                 + "\(trainer.history.count) epochs in the history")
         }
-        let file = RunConfigFile(config: config, architecture: arch, job: job, data: setup.dataCounts,
-                                 command: CommandLine.arguments.joined(separator: " "), resumed: resumedFrom != nil)
+        let file = RunConfigFile(settings: config, record: RunRecord(
+            architecture: arch, job: job, data: setup.dataCounts, command: CommandLine.arguments.joined(separator: " "), resumed: resumedFrom != nil))
         try RunFiles.writeJSON(file, to: directory, RunFiles.config)
         try RunFiles.writeMetrics(trainer.history, to: directory)
     }

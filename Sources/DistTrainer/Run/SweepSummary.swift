@@ -22,8 +22,8 @@ struct SweepRow: Equatable {
     var summary: RunSummary?
 
     var complete: Bool { summary != nil }
-    var model: String { config?.widths ?? "" }
-    var batch: String { config.map { String($0.batchSize) } ?? "" }
-    var learningRates: String { config?.learningRates.map { String($0) }.joined(separator: " ") ?? "" }
+    var model: String { config?.record.widths ?? "" }
+    var batch: String { config.map { String($0.settings.batchSize) } ?? "" }
+    var learningRates: String { config?.settings.learningRates.map { String($0) }.joined(separator: " ") ?? "" }
     var valMacroF1: Double { summary?.best.valMacroF1 ?? 0 }
 }

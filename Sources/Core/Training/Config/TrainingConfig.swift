@@ -1,8 +1,10 @@
 // TrainingConfig: every setting that determines a run's numbers, and its validation.
 //
-// The CLI builds one of these from flags; checkpoints store it so that a resumed run uses the
-// same math. Settings that only affect speed or where files go (threads, run directory) are not
-// part of it.
+// The one description of a run's settings: a property here, with its default, is a setting. Its
+// key in files is the property's name in snake case (`batchSize` → `batch_size`); config.json,
+// `--config` recipes and checkpoint metadata all encode this type (synthesized Codable), and the
+// command line's flags are merged into it by name (SettingValues.swift). Settings that only affect
+// speed or where files go (threads, run directory) are not part of it.
 import CoreSupport
 import Kernels
 import Collectives
@@ -62,97 +64,61 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 
     /// Checks ranges that do not depend on the data, and that this CPU can compute in the chosen
-    /// precision; one line naming the flag on failure.
+    /// precision; a SettingError naming the setting on failure.
     public func validate() throws {
         try validateValues()
         try precision.checkSupported()
     }
 
-    /// The range checks of `validate` alone (for configurations read from files).
-    public func validateValues() throws {
-        if epochs < 1 { throw TrainerError("--epochs: expected at least 1, found \(epochs)") }
-        if batchSize < 1 { throw TrainerError("--batch-size: expected at least 1, found \(batchSize)") }
-        if learningRates.isEmpty { throw TrainerError("--lr: expected at least one learning rate") }
-        for lr in learningRates where !(lr > 0 && lr.isFinite) {
-            throw TrainerError("--lr: expected positive learning rates, found \(lr)")
+    /// The range checks of `validate` alone (for configurations read from files, which may have been
+    /// written on another CPU).
+    public func validateValues() throws(SettingError) {
+        func check(_ ok: Bool, _ setting: String, _ problem: @autoclosure () -> String) throws(SettingError) {
+            if !ok { throw SettingError(setting, problem()) }
         }
-        if !(dropout >= 0 && dropout < 1) {
-            throw TrainerError("--dropout: expected a drop probability in [0, 1), found \(dropout)")
+        try check((1...1_000_000).contains(epochs), "epochs", "expected 1 to 1000000, found \(epochs)")
+        try check((1...(1 << 24)).contains(batchSize), "batch_size", "expected 1 to \(1 << 24), found \(batchSize)")
+        try check(!learningRates.isEmpty, "learning_rates", "expected at least one learning rate")
+        for lr in learningRates { try check(lr > 0 && lr.isFinite, "learning_rates", "expected positive learning rates, found \(lr)") }
+        try check(dropout >= 0 && dropout < 1, "dropout", "expected a drop probability in [0, 1), found \(dropout)")
+        try check(valFraction > 0 && valFraction < 1, "val_fraction", "expected a value strictly between 0 and 1, found \(valFraction)")
+        if let hidden {
+            try check(!hidden.isEmpty && hidden.count <= 64 && hidden.allSatisfy({ (1...(1 << 20)).contains($0) }), "hidden",
+                      "expected 1 to 64 positive layer widths of at most \(1 << 20), found \(hidden)")
         }
-        if !(valFraction > 0 && valFraction < 1) {
-            throw TrainerError("--val-fraction: expected a value strictly between 0 and 1, found \(valFraction)")
-        }
-        if let hidden, hidden.isEmpty || hidden.count > 64 || hidden.contains(where: { $0 < 1 || $0 > 1 << 20 }) {
-            throw TrainerError("--hidden: expected 1 to 64 positive layer widths of at most \(1 << 20), found \(hidden)")
-        }
-        if epochs > 1_000_000 { throw TrainerError("--epochs: expected at most 1000000, found \(epochs)") }
-        if !(warmupEpochs >= 0 && warmupEpochs <= Double(epochs)) {
-            throw TrainerError("--warmup-epochs: expected 0 to --epochs (\(epochs)), found \(warmupEpochs)")
-        }
-        if !(weightDecay >= 0 && weightDecay < 1) { throw TrainerError("--weight-decay: expected a value in [0, 1), found \(weightDecay)") }
-        if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw TrainerError("--label-smoothing: expected a value in [0, 1), found \(labelSmoothing)") }
-        if !(0...8).contains(augmentShift) { throw TrainerError("--augment-shift: expected 0 to 8 pixels, found \(augmentShift)") }
-        if augmentFlip && augmentShift == 0 { throw TrainerError("--augment-flip: needs --augment (random shifts) too") }
-        if earlyStopping < 0 { throw TrainerError("--early-stopping: expected a number of epochs ≥ 0, found \(earlyStopping)") }
-        if batchSize > 1 << 24 { throw TrainerError("--batch-size: expected at most \(1 << 24), found \(batchSize)") }
-        if !(1...4096).contains(accumulate) { throw TrainerError("--accumulate: expected 1 to 4096 minibatches per step, found \(accumulate)") }
+        try check(warmupEpochs >= 0 && warmupEpochs <= Double(epochs), "warmup_epochs",
+                  "expected 0 to `epochs` (\(epochs)), found \(warmupEpochs)")
+        try check(weightDecay >= 0 && weightDecay < 1, "weight_decay", "expected a value in [0, 1), found \(weightDecay)")
+        try check(labelSmoothing >= 0 && labelSmoothing < 1, "label_smoothing", "expected a value in [0, 1), found \(labelSmoothing)")
+        try check((0...8).contains(augmentShift), "augment_shift", "expected 0 to 8 pixels, found \(augmentShift)")
+        try check(!augmentFlip || augmentShift > 0, "augment_flip", "needs random shifts too (`augment_shift` > 0)")
+        try check(earlyStopping >= 0, "early_stopping", "expected a number of epochs ≥ 0, found \(earlyStopping)")
+        try check((1...4096).contains(accumulate), "accumulate", "expected 1 to 4096 minibatches per step, found \(accumulate)")
     }
 
     /// Checks the settings against the data and the number of ranks.
-    public func validate(trainingSamples: Int, ranks: Int) throws {
+    public func validate(trainingSamples: Int, ranks: Int) throws(SettingError) {
         if batchSize < ranks {
-            throw TrainerError("--batch-size: \(batchSize) is smaller than the number of ranks (\(ranks)); every rank needs at least one sample per step")
+            throw SettingError("batch_size", "\(batchSize) is smaller than the number of ranks (\(ranks)); every rank needs at least one sample per step")
         }
         if batchSize > trainingSamples {
-            throw TrainerError("--batch-size: \(batchSize) is larger than the training split (\(trainingSamples) samples)")
+            throw SettingError("batch_size", "\(batchSize) is larger than the training split (\(trainingSamples) samples)")
         }
         if samplesPerStep > trainingSamples {
-            throw TrainerError("--accumulate: \(accumulate) minibatches of \(batchSize) are \(samplesPerStep) samples per step, more than the training split (\(trainingSamples))")
+            throw SettingError("accumulate", "\(accumulate) minibatches of \(batchSize) are \(samplesPerStep) samples per step, more than the training split (\(trainingSamples))")
         }
     }
 }
 
-/// Parses a comma-separated list of learning rates (`--lr 0.005,0.001`).
+/// Parses a comma-separated list of learning rates (`0.005,0.001`).
 public func parseLearningRates(_ text: String) throws -> [Double] {
     let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
     var rates: [Double] = []
     for p in parts {
         guard let v = Double(p), v.isFinite, v > 0 else {
-            throw TrainerError("--lr: expected positive numbers separated by commas (e.g. 0.005,0.001), found '\(p)' in '\(text)'")
+            throw SettingError("learning_rates", "expected positive numbers separated by commas (e.g. 0.005,0.001), found '\(p)' in '\(text)'")
         }
         rates.append(v)
     }
     return rates
-}
-
-extension TrainingConfig {
-    /// Reads a configuration in which any setting may be missing (a checkpoint or config file
-    /// written before the setting existed, or a partial file): a missing setting takes its default.
-    public init(from decoder: Decoder) throws {
-        self.init()
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func read<T: Decodable>(_ key: CodingKeys, _ path: WritableKeyPath<TrainingConfig, T>) throws {
-            if let value = try c.decodeIfPresent(T.self, forKey: key) { self[keyPath: path] = value }
-        }
-        try read(.model, \.model)
-        hidden = try c.decodeIfPresent([Int].self, forKey: .hidden)
-        try read(.epochs, \.epochs)
-        try read(.batchSize, \.batchSize)
-        try read(.learningRates, \.learningRates)
-        try read(.dropout, \.dropout)
-        try read(.seed, \.seed)
-        try read(.valFraction, \.valFraction)
-        try read(.optimizer, \.optimizer)
-        try read(.batchNorm, \.batchNorm)
-        try read(.precision, \.precision)
-        try read(.gradientCompression, \.gradientCompression)
-        try read(.lrSchedule, \.lrSchedule)
-        try read(.warmupEpochs, \.warmupEpochs)
-        try read(.weightDecay, \.weightDecay)
-        try read(.labelSmoothing, \.labelSmoothing)
-        try read(.augmentShift, \.augmentShift)
-        try read(.augmentFlip, \.augmentFlip)
-        try read(.earlyStopping, \.earlyStopping)
-        try read(.accumulate, \.accumulate)
-    }
 }

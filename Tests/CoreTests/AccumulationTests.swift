@@ -1,11 +1,11 @@
 // AccumulationTests: --accumulate K against an independent computation — the mean of the K
 // minibatches' whole gradients, each computed on its own (BatchNorm over that minibatch, its own
 // dropout masks), then one Adam step — and the setting's validation.
-@testable import Kernels
 @testable import Collectives
+@testable import Kernels
 @testable import Model
-@testable import Training
 import TestSupport
+@testable import Training
 import XCTest
 
 final class AccumulationTests: XCTestCase {

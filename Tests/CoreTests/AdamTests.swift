@@ -1,7 +1,7 @@
 // AdamTests: both Adam variants against the textbook formulas evaluated in Double, step by step.
+import Foundation
 @testable import Kernels
 @testable import Training
-import Foundation
 import XCTest
 
 

@@ -1,9 +1,9 @@
 // BatchNormSemanticsTests: what BatchNorm computes in training and in inference, how its running
 // statistics move (hand-computed), and the exact merge of shard statistics in `local` mode.
-@testable import Kernels
 @testable import Collectives
-@testable import Model
 import Foundation
+@testable import Kernels
+@testable import Model
 import TestSupport
 import XCTest
 

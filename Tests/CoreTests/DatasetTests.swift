@@ -4,8 +4,8 @@
 // The synthetic set is 50 train and 20 test 4×4 images written under the real file names, so the
 // same helper also serves DownloadTests.
 @testable import CoreSupport
-@testable import Formats
 @testable import Datasets
+@testable import Formats
 import Foundation
 import XCTest
 

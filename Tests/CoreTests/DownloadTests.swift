@@ -5,8 +5,8 @@
 // of that set's own hashes, since the official hashes only match the real files. Skipped if python3
 // cannot be started.
 @testable import CoreSupport
-@testable import Formats
 @testable import Datasets
+@testable import Formats
 import Foundation
 import XCTest
 

@@ -7,10 +7,10 @@
 // wrong formula (a missing term, a wrong scale, a transposed product) exceeds by orders of magnitude.
 // Whole-network checks skip coordinates whose ±h forwards flip a ReLU (a kink makes the finite
 // difference meaningless) and require that almost all coordinates are checked.
-@testable import Kernels
 @testable import Collectives
-@testable import Model
 import Foundation
+@testable import Kernels
+@testable import Model
 import TestSupport
 import XCTest
 

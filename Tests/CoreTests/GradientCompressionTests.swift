@@ -2,8 +2,8 @@
 // round to nearest even, fp16's overflow and underflow), the adding decode the ring uses, and the
 // single-process rounding that keeps np=1 in step with np=N. The ring itself runs under MPI
 // (`dist-trainer check`, DistributedTests).
-@testable import Kernels
 @testable import Collectives
+@testable import Kernels
 import XCTest
 
 final class GradientCompressionTests: XCTestCase {

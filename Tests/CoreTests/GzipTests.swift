@@ -1,7 +1,7 @@
 // GzipTests: gzip/gunzip round trips, interoperability with the gzip tool, and bad inputs.
 @testable import CoreSupport
-@testable import Formats
 @testable import Datasets
+@testable import Formats
 import Foundation
 import XCTest
 

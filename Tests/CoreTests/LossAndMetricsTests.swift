@@ -1,11 +1,11 @@
 // LossAndMetricsTests: softmax cross-entropy (values, gradient, stability, argmax ties) and the
 // confusion matrix, per-class scores and macro-F1 against hand-computed examples (sklearn's
 // definitions), plus `evaluate` against a row-by-row computation.
-@testable import Kernels
 @testable import Collectives
+import Foundation
+@testable import Kernels
 @testable import Model
 @testable import Training
-import Foundation
 import XCTest
 
 

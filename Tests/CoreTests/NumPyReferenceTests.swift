@@ -27,12 +27,12 @@
 // Needs python3 with numpy; the tests skip (with the reason printed) when either is missing, unless
 // NUMPY_REFERENCE_REQUIRED=1 is set, which turns the skip into a failure (for CI, which installs
 // numpy itself). DIST_TRAINER_PYTHON overrides the interpreter (default: python3 on PATH).
-@testable import Kernels
 @testable import Collectives
-@testable import Model
-@testable import Training
 import Foundation
+@testable import Kernels
+@testable import Model
 import TestSupport
+@testable import Training
 import XCTest
 
 

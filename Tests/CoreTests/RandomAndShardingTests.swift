@@ -1,12 +1,12 @@
 // RandomAndShardingTests: counter-based randomness (permutations, dropout masks, normals, He
 // initialisation), how batches and data are divided (shardRange, DataSplit), and the validation of
 // user settings (flag parsing, TrainingConfig).
-@testable import CoreSupport
-@testable import Kernels
 @testable import Collectives
+@testable import CoreSupport
+import Foundation
+@testable import Kernels
 @testable import Model
 @testable import Training
-import Foundation
 import XCTest
 
 

@@ -2,9 +2,9 @@
 // them together — recipe files, complete checkpoint settings, the merge of given settings for a new
 // and a resumed run — against hand-written expectations.
 @testable import CoreSupport
+import Foundation
 @testable import Model
 @testable import Training
-import Foundation
 import XCTest
 
 final class SettingsTests: XCTestCase {

@@ -2,11 +2,11 @@
 // learning-rate schedules, AdamW's decoupled decay, label smoothing (and its gradient against
 // finite differences), augmentation transforms and their independence of the rank — and the
 // TensorBoard event encoding's checksum.
+@testable import Formats
 @testable import Kernels
 @testable import Model
-@testable import Training
-@testable import Formats
 import TestSupport
+@testable import Training
 import XCTest
 
 final class TrainingRecipeTests: XCTestCase {

@@ -1,9 +1,9 @@
 // Checkpoints: resume is exact (bitwise on the same rank count, to 1e-6 across rank counts),
 // a SIGTERM mid-epoch loses nothing, and every kind of bad checkpoint gives one clear line.
-import Training
 import Formats
 import Foundation
 import TestSupport
+import Training
 import XCTest
 
 final class CheckpointTests: XCTestCase {

@@ -1,8 +1,8 @@
 // End-to-end: `dist-trainer train` on a synthetic IDX data set written by the test, single
 // process; checks every file of the run directory and the console contract.
+import Foundation
 import Kernels
 import Training
-import Foundation
 import XCTest
 
 final class EndToEndTests: XCTestCase {

@@ -9,10 +9,10 @@
 // Needs python3 with numpy and safetensors (`python3 -m pip install safetensors numpy`); skipped
 // (with the reason printed) when they are missing, unless SAFETENSORS_REQUIRED=1, which turns the
 // skip into a failure. DIST_TRAINER_PYTHON overrides the interpreter (default: python3 on PATH).
-import Training
 import Formats
 import Foundation
 import TestSupport
+import Training
 import XCTest
 
 final class ExportPickleTests: XCTestCase {

@@ -2,10 +2,10 @@
 // written as real IDX files; running the dist-trainer binary (directly or under mpirun) with a
 // time limit, so that a hang fails the test instead of stalling CI, or in the background for a test
 // that signals it; and reading run directories. The process runner itself is TestSupport's.
-import Kernels
-import Formats
 import Datasets
+import Formats
 import Foundation
+import Kernels
 import TestSupport
 import XCTest
 

@@ -3,11 +3,11 @@
 // read); a run directory that holds a run is never silently replaced; --resume auto, --version, the
 // requeue signal, and the watchdog over every command's start-up.
 import CoreSupport
-import Training
-import Formats
 import Datasets
+import Formats
 import Foundation
 import TestSupport
+import Training
 import XCTest
 
 final class HardeningTests: XCTestCase {

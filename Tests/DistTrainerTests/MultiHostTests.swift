@@ -5,10 +5,10 @@
 // scripts/test.sh runs this class on its own, after the parallel suite, so that its timing
 // assertions (a lost host must end the job within the timeout + 10 s) do not compete with other
 // tests for the machine's two cores.
-import Training
 import Formats
 import Foundation
 import TestSupport
+import Training
 import XCTest
 
 final class MultiHostTests: XCTestCase {

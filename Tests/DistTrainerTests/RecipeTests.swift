@@ -2,9 +2,9 @@
 // invariant with everything on (one sharded step equals the whole-batch step, so np=1 and np=2
 // agree), exactly resumable mid-schedule, early stopping agreed by every rank, configurations
 // replayed from a file, and TensorBoard event files read back by the real `tensorboard` package.
-import Training
 import Foundation
 import TestSupport
+import Training
 import XCTest
 
 final class RecipeTests: XCTestCase {

@@ -1,8 +1,8 @@
 // Reliability: every bad input ends with one clear line and a non-zero exit from every rank
 // (quickly, never a hang); a dead or hung rank ends the job; a signal, a full disk and a diverging
 // learning rate lose nothing.
-import Formats
 import Datasets
+import Formats
 import Foundation
 import XCTest
 

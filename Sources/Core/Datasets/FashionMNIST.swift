@@ -5,9 +5,9 @@
 // files (.gz or plain), checks that they fit together, and returns two LabeledImages. It does not
 // download anything (Download.swift), split off a validation set, batch, or convert to Float.
 import CoreSupport
-import Model
 import Formats
 import Foundation
+import Model
 
 // MARK: - The data set
 

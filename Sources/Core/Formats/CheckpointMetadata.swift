@@ -7,9 +7,9 @@
 // read the metadata directly, and are never read back. The keys are stable: scripts and users read
 // them.
 import CoreSupport
+import Foundation
 import Model
 import Training
-import Foundation
 
 /// Which of the two checkpoint files this is.
 public enum CheckpointKind: String, Codable, Sendable {

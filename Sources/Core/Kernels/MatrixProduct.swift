@@ -10,8 +10,8 @@
 //
 // This file owns oneDNN's engine, stream and primitives; it is not a tensor library. Threads are
 // OpenMP's (oneDNN is built on libgomp): `setComputeThreads` sets them for the whole process.
-import CoreSupport
 import CDNNL
+import CoreSupport
 import Foundation
 
 /// Number format of the matrix products.

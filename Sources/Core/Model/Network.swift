@@ -15,8 +15,8 @@
 //
 // This file is the orchestration of the layer kernels (Dense, Relu, BatchNorm, Dropout,
 // SoftmaxCrossEntropy); it is not an optimiser (Adam) nor a training loop (Trainer).
-import Kernels
 import Collectives
+import Kernels
 
 /// One replica of the model: parameters, gradients, running statistics and activations.
 public final class Network {
@@ -127,6 +127,23 @@ public final class Network {
         guard let bf16 else { return }
         if weights { convertToBF16(parameters.pointer, count: layout.count, into: bf16.parameters.pointer) }
         if let l { convertToBF16(layerInput(l), count: n * architecture.fanIn(l), into: bf16.inputs[l].pointer) }
+    }
+
+    /// One training step's matrix products and nothing else: every Dense layer's forward product
+    /// (with its fused bias and ReLU), weight gradient and input gradient, and in bf16 the copies a
+    /// step converts, on whatever the buffers hold — what `dist-trainer roofline` times as the bound
+    /// of a step. The same calls as `forwardTrain` and `backward` make, without the passes between.
+    public func stepProducts(rows n: Int) {
+        refreshBF16(weights: true, input: 0, rows: n)
+        for l in 0..<blocks.count {
+            forwardProduct(l, rows: n, y: blocks[l].a.pointer)
+            refreshBF16(input: l + 1, rows: n)
+        }
+        forwardProduct(blocks.count, rows: n, y: logits.pointer)
+        backwardProducts(blocks.count, rows: n, dy: dLogits.pointer, dx: blocks.last?.grad.pointer)
+        for l in stride(from: blocks.count - 1, through: 0, by: -1) {
+            backwardProducts(l, rows: n, dy: blocks[l].grad.pointer, dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
+        }
     }
 
     // MARK: Training step

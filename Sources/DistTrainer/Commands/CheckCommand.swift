@@ -7,12 +7,12 @@
 // batch; and that BatchNorm running statistics merge exactly in both `sync` and `local` modes.
 // Rank 0 prints one line per check; exit status 1 if any check fails on any rank. The checks are
 // Core's (Training/Checks, tested on in-process ranks); the network probe is MPI's (NetworkProbe).
+import ArgumentParser
 import CoreSupport
+import Formats
+import Foundation
 import Kernels
 import Training
-import Formats
-import ArgumentParser
-import Foundation
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

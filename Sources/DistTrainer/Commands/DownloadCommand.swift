@@ -3,8 +3,8 @@
 // Thin wiring from flags to `downloadDataset` in Core (Sources/Core/Download.swift), which does the
 // fetching, SHA-256 verification and atomic writes against the official table in Dataset.swift.
 // Nothing here touches MPI; run it once, on one machine, before training.
-import Datasets
 import ArgumentParser
+import Datasets
 import Foundation
 
 struct DownloadCommand: ParsableCommand {

@@ -4,13 +4,13 @@
 // Works single-process and under mpirun (the split is sharded across ranks, rank 0 prints). The
 // validation split is rebuilt from the checkpoint's seed and validation fraction, so it is the
 // same 12 000 images the run validated on.
+import ArgumentParser
 import CoreSupport
+import Formats
+import Foundation
 import Kernels
 import Model
 import Training
-import Formats
-import ArgumentParser
-import Foundation
 
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -6,12 +6,12 @@
 // sweep directory; the test evaluation of that model is sharded over the ranks; rank 0 writes a
 // comparison table (comparison.md and comparison.csv: one row per grid point) and the sweep's
 // summary.json. Runs without a summary (failed or unfinished) are listed as incomplete.
+import ArgumentParser
 import CoreSupport
+import Formats
+import Foundation
 import Kernels
 import Training
-import Formats
-import ArgumentParser
-import Foundation
 
 struct SummarizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,11 +4,11 @@
 // one rank of a job. This file is the flags and the recipe: flags → TrainingConfig (or a
 // checkpoint's configuration on --resume) → TrainingSetup (data, run directory; every rank agreeing
 // on failures) → Core's Trainer, reported by RunReporter → the final evaluation and files.
+import ArgumentParser
 import CoreSupport
+import Foundation
 import Kernels
 import Training
-import ArgumentParser
-import Foundation
 
 
 struct TrainCommand: ParsableCommand {

@@ -7,12 +7,12 @@
 // for recipes and resumed runs; their help shows the defaults of `TrainingConfig()`. So a new
 // setting is a property of TrainingConfig plus its flag here, and nothing else. Not here: flags
 // that are not settings (threads, run directory, resume), which stay in TrainCommand.
+import ArgumentParser
+import Collectives
 import CoreSupport
 import Kernels
-import Collectives
 import Model
 import Training
-import ArgumentParser
 
 extension AdamVariant: ExpressibleByArgument {}
 extension BatchNormMode: ExpressibleByArgument {}

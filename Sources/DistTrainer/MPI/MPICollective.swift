@@ -6,11 +6,11 @@
 // (oneDNN's OpenMP threads never do), so MPI_THREAD_FUNNELED is all we ask for.
 //
 // Not here: the training loop (Core/Trainer) and anything about files.
-import CoreSupport
-import Kernels
-import Collectives
 import CMPI
+import Collectives
+import CoreSupport
 import Foundation
+import Kernels
 
 /// Open MPI's MPI_COMM_WORLD as a Collective.
 final class MPICollective: Collective, CommunicationTiming {

@@ -2,8 +2,8 @@
 // messages between rank 0 and every other rank, and the latency of a small allreduce — measured
 // with the job's own MPI (`dist-trainer check --network`). These are the α and β of the scaling
 // model (scripts/scaling_model.py) and a quick answer to "is this cluster's network what I think?".
-import CoreSupport
 import CMPI
+import CoreSupport
 import Foundation
 
 /// One peer's ping-pong figures, seen from rank 0.

@@ -1,7 +1,7 @@
 // BuildDescription: which dist-trainer this is — version, source revision and the CPU level it was
 // built for — as `--version` prints it and config.json and checkpoints record it.
-import CoreSupport
 import BuildInfo
+import CoreSupport
 
 enum BuildDescription {
     static var revision: String { String(cString: dist_trainer_revision()) }

@@ -3,12 +3,12 @@
 //
 // The checkpoint's bytes are read on rank 0 only and broadcast (its directory need not be shared);
 // every rank then decodes them and loads the data, agreeing on any failure.
-import CoreSupport
 import Collectives
+import CoreSupport
+import Datasets
+import Formats
 import Model
 import Training
-import Formats
-import Datasets
 
 struct CheckpointAndData {
     var checkpoint: ModelCheckpoint

@@ -3,8 +3,8 @@
 // Rank 0 reads the file (the run directory need exist only on rank 0's host) and sends its bytes
 // to every rank; every rank decodes them, so every rank fails alike on a bad file. Everything the
 // resume needs afterwards — settings, data directory, threads, the sweep state — comes from here.
-import CoreSupport
 import Collectives
+import CoreSupport
 import Formats
 import Foundation
 

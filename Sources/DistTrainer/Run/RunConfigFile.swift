@@ -6,9 +6,9 @@
 // (plot_metrics.py, bench_hosts.sh, the Slurm test). Field names on disk are snake case
 // (JSONCoding) and stable.
 import CoreSupport
+import Foundation
 import Model
 import Training
-import Foundation
 
 /// The contents of config.json: the settings and the record, side by side in one JSON object.
 struct RunConfigFile: Codable, Equatable {

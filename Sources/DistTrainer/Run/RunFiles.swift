@@ -5,10 +5,10 @@
 // a half-written file; the metrics files are rewritten from the full history after every epoch,
 // which keeps them consistent with the checkpoint a resumed run starts from.
 import CoreSupport
-import Training
-import Formats
 import Datasets
+import Formats
 import Foundation
+import Training
 
 enum RunFiles {
     static let config = "config.json"

@@ -4,10 +4,10 @@
 // It implements Core's TrainingObserver; the trainer calls it on rank 0 only. It writes; it never
 // decides anything about the math.
 import CoreSupport
-import Kernels
-import Training
 import Formats
 import Foundation
+import Kernels
+import Training
 
 final class RunReporter: TrainingObserver {
     let setup: TrainingSetup

@@ -3,10 +3,10 @@
 //
 // Built once per rank inside one agreement (every step here can fail on one rank only: a file it
 // cannot read, a directory it cannot create), so that all ranks stop together with one message.
-import Model
-import Training
 import Datasets
 import Foundation
+import Model
+import Training
 
 struct TrainingSetup {
     var config: TrainingConfig

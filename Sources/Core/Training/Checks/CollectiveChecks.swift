@@ -1,8 +1,8 @@
 // CollectiveChecks: the checks of the collective operations themselves and of error agreement,
 // with values whose exact results are known on every rank (part of JobCheck).
+import Collectives
 import CoreSupport
 import Kernels
-import Collectives
 
 extension JobCheck {
     /// Sums, min/max and broadcasts with values whose exact results are known.

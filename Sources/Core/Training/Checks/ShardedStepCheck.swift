@@ -1,8 +1,8 @@
 // ShardedStepCheck: one data-parallel training step on shards against the single-process step on
 // the whole batch — gradients, loss, running statistics in both BatchNorm modes and the sharded
 // Adam step (part of JobCheck) — and the small fixture both sides compute on.
-import Kernels
 import Collectives
+import Kernels
 import Model
 
 extension JobCheck {

@@ -5,11 +5,11 @@
 // `--config` recipes and checkpoint metadata all encode this type (synthesized Codable), and the
 // command line's flags are merged into it by name (SettingValues.swift). Settings that only affect
 // speed or where files go (threads, run directory) are not part of it.
-import CoreSupport
-import Kernels
 import Collectives
-import Model
+import CoreSupport
 import Foundation
+import Kernels
+import Model
 
 /// The settings that determine a training run's results.
 public struct TrainingConfig: Codable, Equatable, Sendable {

@@ -5,8 +5,8 @@
 // The split is divided among the ranks in contiguous parts; each rank runs its part in chunks of
 // the network's capacity and the per-rank loss sums and confusion counts are summed with one
 // allreduce, so the result is the same for any number of ranks and every rank receives it.
-import Kernels
 import Collectives
+import Kernels
 import Model
 
 /// Evaluates `net` on all of `images`. Collective: every rank must call it. If `logits` is given

@@ -13,11 +13,11 @@
 //
 // Rank 0 alone talks to the observer (console, files, checkpoints) and decides whether to go on;
 // it broadcasts that decision so all ranks stop together.
-import CoreSupport
-import Kernels
 import Collectives
-import Model
+import CoreSupport
 import Foundation
+import Kernels
+import Model
 
 /// A learning-rate sweep in progress: model replica, optimiser state, position and history.
 public final class Trainer {

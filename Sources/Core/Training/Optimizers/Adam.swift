@@ -7,8 +7,8 @@
 //   and with weight decay λ (AdamW), p ← p · (1 − lr·λ) first, for the Dense weights only
 // One loop over the flat parameter buffer (or a rank's part of it, see ShardedAdam); identical on
 // every rank because the gradients are.
-import Kernels
 import Foundation
+import Kernels
 
 /// Which Adam update to apply.
 public enum AdamVariant: String, Codable, CaseIterable, Sendable {

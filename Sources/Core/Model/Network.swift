@@ -30,9 +30,12 @@ public final class Network {
     public let parameters: Buffer<Float>
     /// BatchNorm running means and variances (RunningStatsLayout order).
     public let runningStats: Buffer<Float>
-    /// Gradients of all parameters (ParameterLayout order); reduced with one fused allreduce.
+    /// Gradients of all parameters (ParameterLayout order). After a step's local pass this rank's
+    /// partial weight gradients; the data-parallel optimizer reduces them in one call (scattered
+    /// across ranks by default, see ShardedAdam) and fills in the per-feature ones from `exactSums`.
     public let gradients: Buffer<Float>
-    /// Double-precision sums reduced after `gradients`: see `ExactSumsLayout`.
+    /// Double-precision sums, reduced at the end of the local pass, before the weight gradients: see
+    /// `ExactSumsLayout`.
     public let exactSums: Buffer<Double>
     public let exactLayout: ExactSumsLayout
 
@@ -278,7 +281,8 @@ public final class Network {
     /// backward, the Double reduction of the per-feature values and the running-statistics merge.
     /// Afterwards `gradients` holds this rank's partial weight gradients (its shard's share of the
     /// global-batch mean), and `exactSums` the global per-feature gradients, loss and correct count.
-    /// The optimizer step (Trainer) reduces the weight gradients, scattered across ranks.
+    /// The data-parallel optimizer (ShardedAdam, or ReplicatedAdam with compressed gradients) then
+    /// reduces the weight gradients in its step.
     public func computeLocalGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
         try forwardTrain(ctx, collective: collective)
         lossAndGradient(ctx)

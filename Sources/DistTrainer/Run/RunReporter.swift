@@ -118,9 +118,8 @@ final class RunReporter: TrainingObserver {
 
     func stepFinished(_ r: StepReport) {
         console.progress(force: r.step == r.steps) {
-            let eta = Double((r.steps - r.step) * setup.config.batchSize) / max(r.samplesPerSecond, 1e-9)
-            return String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
-                          r.epoch, setup.config.epochs, r.step, r.steps, r.samplesPerSecond, r.lossSoFar, eta)
+            String(format: "  epoch %d/%d  step %d/%d  %.0f samples/s  loss %.4f  ETA %.1fs",
+                   r.epoch, setup.config.epochs, r.step, r.steps, r.samplesPerSecond, r.lossSoFar, r.secondsLeftInEpoch)
         }
         events?.add(step: r.runStep, [("train/loss", Float(r.loss)), ("train/learning_rate", Float(r.learningRate)),
                                       ("train/samples_per_second", Float(r.samplesPerSecond))])

@@ -2,10 +2,13 @@
 //
 // For each learning rate: fresh parameters (the same initial weights for every rate, broadcast from
 // rank 0), then per epoch a seeded permutation of the training split, full global minibatches (the
-// remainder is dropped, as the seed does), each rank computing its shard's gradient, one fused
-// allreduce, the identical Adam step on every rank (with --accumulate K, the mean gradient of K
-// consecutive minibatches before that one reduction); then validation in inference mode. The best
-// model by validation macro-F1 across the whole sweep is kept, as the seed does.
+// remainder is dropped, as the seed does), each rank computing its shard's gradient (with
+// `accumulate` K, the mean over K consecutive minibatches), then the data-parallel optimizer step:
+// by default ShardedAdam (ZeRO-1: one reduce-scatter of the weight gradients, Adam on this rank's
+// part of the parameters, one allgather), with compressed gradients ReplicatedAdam (a 16-bit
+// allreduce, the same Adam step on every rank); either way every rank ends the step with the same
+// parameters. Then validation in inference mode. The best model by validation macro-F1 across the
+// whole sweep is kept, as the seed does.
 //
 // Every learning rate sees the same initial weights, shuffles and dropout masks (they are keyed by
 // seed, epoch and step, not by the rate), so a sweep compares rates and nothing else, and a sweep
@@ -102,7 +105,10 @@ public final class Trainer {
                     try collective.barrier()
                     return .interrupted
                 case .finished(let record):
-                    if try finishEpoch(record) == .stop { return .stopped }
+                    try finishEpoch(record)
+                    // A stop requested during the epoch's last step ends the run here, after the
+                    // observer saved the epoch.
+                    if stopVoted { return .interrupted }
                 }
             }
             position.lrIndex += 1
@@ -166,7 +172,7 @@ public final class Trainer {
         lastLearningRate = lr
         if isRoot, let observer {
             observer.stepFinished(StepReport(
-                epoch: epoch + 1, step: step + 1, steps: stepsPerEpoch, runStep: epoch * stepsPerEpoch + step + 1,
+                epoch: epoch + 1, step: step + 1, steps: stepsPerEpoch, samplesPerStep: samples, runStep: epoch * stepsPerEpoch + step + 1,
                 loss: tally.lossSum / Double(samples), lossSoFar: position.epochLossSum / Double(step + 1), learningRate: lr,
                 samplesPerSecond: Double(position.stepInEpoch * samples) / max(position.epochTrainSeconds, 1e-9)))
         }
@@ -253,7 +259,7 @@ public final class Trainer {
 
     /// Records the epoch, updates the best model, and agrees with rank 0 on whether to go on: rank 0
     /// decides early stopping and asks its observer (which saves the state), then broadcasts.
-    func finishEpoch(_ record: EpochRecord) throws -> EpochDecision {
+    func finishEpoch(_ record: EpochRecord) throws {
         let lrIndex = position.lrIndex
         position = TrainingPosition()
         position.lrIndex = lrIndex
@@ -272,8 +278,6 @@ public final class Trainer {
         }
         decision = try collective.broadcast(decision, root: 0)
         if decision == .endLearningRate && !isRoot { endRunEarly() }
-        // A stop requested during the epoch's last step ends the run here, after the checkpoint.
-        return stopVoted ? .stop : decision
     }
 
     /// Whether validation macro-F1 has not improved for `config.earlyStopping` epochs of this run.

@@ -25,9 +25,8 @@ public protocol TrainingObserver: AnyObject {
 /// Why `Trainer.run` returned.
 public enum TrainingOutcome: Equatable, Sendable {
     case completed
-    /// The observer asked to stop at the end of an epoch.
-    case stopped
-    /// A stop was requested (on some rank) and training stopped after the current step.
+    /// A stop was requested (on some rank) and training stopped after the current step, with the
+    /// state saved by the observer (`interrupted`, or `epochFinished` when it was the epoch's last).
     case interrupted
 }
 
@@ -35,8 +34,6 @@ public enum TrainingOutcome: Equatable, Sendable {
 public enum EpochDecision: UInt8, Equatable, Sendable {
     /// Go on with the sweep.
     case proceed = 1
-    /// Stop after this epoch; the state is saved, `run` returns `.stopped`.
-    case stop = 0
     /// End this learning rate's run (early stopping) and go on with the next one.
     case endLearningRate = 2
 }
@@ -45,13 +42,21 @@ public enum EpochDecision: UInt8, Equatable, Sendable {
 public struct StepReport: Sendable {
     /// 1-based epoch and step within it, and the epoch's steps.
     public var epoch: Int, step: Int, steps: Int
+    /// Samples behind one optimizer step (the global batch times the accumulated minibatches).
+    public var samplesPerStep: Int
     /// 1-based step over the whole learning rate's run (TensorBoard's x axis).
     public var runStep: Int
     /// This step's mean batch loss, and the running mean over the epoch so far.
     public var loss: Double, lossSoFar: Double
     /// The learning rate this step used (the schedule's value).
     public var learningRate: Double
+    /// Training samples per second over the epoch so far.
     public var samplesPerSecond: Double
+
+    /// Seconds until the epoch's last step at the epoch's rate so far.
+    public var secondsLeftInEpoch: Double {
+        Double((steps - step) * samplesPerStep) / max(samplesPerSecond, 1e-9)
+    }
 }
 
 extension Collective {
@@ -59,6 +64,7 @@ extension Collective {
     public func broadcast(_ decision: EpochDecision, root: Int) throws -> EpochDecision {
         var bytes = [decision.rawValue]
         try broadcast(&bytes, root: root)
-        return bytes.first.flatMap(EpochDecision.init(rawValue:)) ?? .stop
+        // Every rank runs this code, so the byte is always one of ours.
+        return bytes.first.flatMap(EpochDecision.init(rawValue:)) ?? .proceed
     }
 }

@@ -1,21 +1,10 @@
-// ShardedAdam: the data-parallel optimizer step with Adam's work split across ranks (ZeRO stage 1).
+// ShardedAdam: the data-parallel optimizer step with Adam's work split across ranks (ZeRO stage 1),
+// the default (exact float32 gradients); with gradient compression the step is ReplicatedAdam's.
 //
-// Communication and update only; Adam's arithmetic is AdamState.update (Training/Adam.swift) and
-// the split of the flat buffer is Partition. The exact default; with gradient compression the step
-// is ReplicatedAdam's.
+// Communication and the order of the step only: Adam's arithmetic is AdamState.update (Adam.swift)
+// and the split of the flat buffer into per-rank parts is Partition (Collectives).
 import Collectives
 import Model
-
-/// The optimizer step of a data-parallel job: reduces the weight gradients and updates the
-/// parameters identically on every rank.
-public protocol DataParallelOptimizer: AnyObject {
-    var adam: AdamState { get }
-    /// One step with learning rate `lr` (and AdamW's `weightDecay` of the Dense weights) from the
-    /// network's local gradients (collective).
-    func step(_ network: Network, collective: Collective, lr: Float, weightDecay: Float) throws
-    /// Makes Adam's moments current on every rank, for checkpoints (collective).
-    func gatherMoments(collective: Collective) throws
-}
 
 /// The data-parallel optimizer step with the work split across ranks (ZeRO stage 1): the weight
 /// gradients are reduce-scattered, so each rank receives the global sum of its part only; it adds

@@ -111,16 +111,17 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(shorter.status, 0, shorter.stderr)
         XCTAssertEqual(try values(tmp + "/shorter").count, 1)
         XCTAssertEqual(try readJSON(tmp + "/shorter/config.json")["weight_decay"] as? Double, 0.05)
-        // The shipped recipes are complete, valid configurations: three short epochs of each train
-        // (best.json warms up for 2), and the run's config.json holds every setting of the recipe
-        // (bar the overridden epochs).
+        // The shipped recipes are valid configurations: three short epochs of each train (best.json
+        // warms up for 2), and the run's config.json holds every setting of the recipe (bar the
+        // overridden epochs).
         for recipe in ["seed", "best"] {
             let file = repositoryPath("recipes/\(recipe).json")
             let run = tmp + "/recipe-" + recipe
             let r = try runTrainer(["train", "--config", file, "--data-dir", tmp + "/data", "--run-dir", run, "--epochs", "3", "--threads", "1"])
             XCTAssertEqual(r.status, 0, r.stderr)
             let written = try readJSON(run + "/config.json"), wanted = try readJSON(file)
-            XCTAssertEqual(Set(wanted.keys), Set(TrainingConfig.settingKeys), "\(recipe).json should list every training setting")
+            // Every key is a setting (a recipe need not list them all: the rest take their defaults).
+            XCTAssertTrue(Set(wanted.keys).isSubset(of: TrainingConfig.settingKeys), "\(recipe).json: \(wanted.keys.sorted())")
             for (key, value) in wanted where key != "epochs" {
                 XCTAssertEqual(written[key].map { "\($0)" }, "\(value)", "\(recipe).json: \(key)")
             }

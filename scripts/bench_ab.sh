@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# bench_ab.sh: is build B as fast as build A? Two dist-trainer binaries trained the same way,
+# interleaved in one run (A B, then B A, ...), so the noise of a shared machine falls on both alike.
+#
+#   scripts/bench_ab.sh BIN_A BIN_B              # Model 2, one learning rate, 3 epochs, 5 rounds
+#   ROUNDS=7 EPOCHS=4 scripts/bench_ab.sh old/dist-trainer .build/release/dist-trainer
+#
+# Per configuration (one process with 1 thread, mpirun -np 2; FLAGS adds train flags) it prints the
+# median and range over the rounds of each binary's epoch time (the median of epochs 2..N, training
+# steps only, from metrics.jsonl) and the ratio B / A of the medians. A report, not a test.
+# Environment: ROUNDS, EPOCHS, FLAGS, DATA_DIR (default: the usual search of the binary).
+set -euo pipefail
+[ $# -eq 2 ] || { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 2; }
+for bin in "$1" "$2"; do [ -x "$bin" ] || { echo "bench_ab.sh: $bin: not an executable" >&2; exit 2; }; done
+source "$(dirname "${BASH_SOURCE[0]}")/mpi-env.sh"
+BINS=("$1" "$2")
+ROUNDS="${ROUNDS:-5}" EPOCHS="${EPOCHS:-3}"
+read -r -a extra <<<"${FLAGS:-}"
+data=()
+[ -n "${DATA_DIR:-}" ] && data=(--data-dir "$DATA_DIR")
+OUT="$(mktemp -d /tmp/dist-trainer-ab.XXXXXX)"
+trap 'rm -rf "$OUT"' EXIT
+CONFIGS=("np=1 threads=1" "np=2")
+
+# epoch_seconds RUN_DIR: the median training time of epochs 2..N.
+epoch_seconds() {
+    python3 - "$1/metrics.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+print(statistics.median(r["train_seconds"] for r in rows[1:]))
+PY
+}
+
+# run_one CONFIG BIN DIR: one training run of BIN in configuration CONFIG into DIR.
+run_one() {
+    local args=(train "${data[@]}" --run-dir "$3" --epochs "$EPOCHS" --lr 0.005 --threads 1 "${extra[@]}")
+    case "$1" in
+        "np=1 threads=1") "$2" "${args[@]}" >"$3.log" 2>&1 ;;
+        "np=2") mpirun -np 2 "$2" "${args[@]}" >"$3.log" 2>&1 ;;
+    esac || { echo "bench_ab.sh: $2 failed ($1), log: $3.log" >&2; tail -3 "$3.log" >&2; exit 1; }
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    order=(0 1)
+    [ $((round % 2)) -eq 0 ] && order=(1 0)
+    for c in "${!CONFIGS[@]}"; do
+        for i in "${order[@]}"; do
+            dir="$OUT/r$round-c$c-b$i"
+            run_one "${CONFIGS[$c]}" "${BINS[$i]}" "$dir"
+            echo "$c $i $(epoch_seconds "$dir")" >>"$OUT/times"
+        done
+    done
+    echo "bench_ab.sh: round $round/$ROUNDS done" >&2
+done
+
+python3 - "$OUT/times" "${CONFIGS[@]}" <<'PY'
+import statistics, sys
+times, configs = {}, sys.argv[2:]
+for line in open(sys.argv[1]):
+    c, b, t = line.split()
+    times.setdefault((int(c), int(b)), []).append(float(t))
+for c, name in enumerate(configs):
+    a, b = times[(c, 0)], times[(c, 1)]
+    ma, mb = statistics.median(a), statistics.median(b)
+    print(f"{name:16s} A {ma:.3f} s/epoch ({min(a):.3f}-{max(a):.3f})  B {mb:.3f} s/epoch ({min(b):.3f}-{max(b):.3f})  B/A {mb / ma:.3f}  ({len(a)} rounds)")
+PY

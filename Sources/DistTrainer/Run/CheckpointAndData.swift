@@ -30,7 +30,11 @@ struct CheckpointAndData {
             guard data.train.width == arch.inputWidth else {
                 throw TrainerError("\(path): model takes \(arch.inputWidth) pixels per image, the data in \(dir) has \(data.train.width)")
             }
-            return CheckpointAndData(checkpoint: checkpoint, network: try checkpoint.network(capacity: Trainer.evaluationChunk), data: data)
+            do {
+                return CheckpointAndData(checkpoint: checkpoint, network: try checkpoint.network(capacity: Trainer.evaluationChunk), data: data)
+            } catch let e as SettingError {
+                throw TrainerError("\(path): the model computes with \(e)")  // e.g. bf16 products on a CPU without them
+            }
         }
     }
 }

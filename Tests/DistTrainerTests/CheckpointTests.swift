@@ -111,8 +111,9 @@ final class CheckpointTests: XCTestCase {
         let tmp = try temporaryDirectory(self)
         try writeSyntheticDataset(to: tmp + "/data")
         _ = try run(1, ["train", "--run-dir", tmp + "/run", "--epochs", "2", "--lr", "0.003", "--data-dir", tmp + "/data"] + net)
-        for (flags, culprit) in [(["--lr", "0.1"], "--lr 0.1"), (["--model", "3"], "--model 3"), (["--epochs", "1"], "--epochs 1"),
-                                 (["--bn", "local"], "--bn local"), (["--seed", "5"], "--seed 5")] {
+        for (flags, culprit) in [(["--lr", "0.1"], "--lr: given 0.1, but the run in \(tmp)/run was trained with 0.003"),
+                                 (["--model", "3"], "--model: given 3, but"), (["--epochs", "1"], "--epochs: given 1, but the run in \(tmp)/run was trained with 2; it may only be raised"),
+                                 (["--bn", "local"], "--bn: given local, but"), (["--seed", "5"], "--seed: given 5, but")] {
             let r = try run(1, ["train", "--resume", tmp + "/run"] + flags, expectSuccess: false)
             XCTAssertEqual(r.status, 1, "\(flags)")
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
@@ -183,7 +184,7 @@ final class CheckpointTests: XCTestCase {
         // A checkpoint of another architecture: refused by --resume and named by evaluate.
         let r = try run(1, ["train", "--resume", tmp + "/other", "--hidden", "32,16,8"], expectSuccess: false)
         XCTAssertEqual(r.status, 1)
-        XCTAssertTrue(r.stderr.contains("--hidden 32,16,8") && r.stderr.contains("24,12,8"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("--hidden: given 32,16,8, but the run in \(tmp)/other was trained with 24,12,8"), r.stderr)
         let wrongData = tmp + "/wide"
         try writeSyntheticDataset(to: wrongData, rows: 9, cols: 9)
         let e = try run(1, ["evaluate", "--checkpoint", tmp + "/other/best.safetensors", "--data-dir", wrongData], expectSuccess: false)

@@ -96,7 +96,7 @@ private final class RankResults<T>: @unchecked Sendable {
 
 extension Result {
     /// The error of a failure, nil for a success.
-    var failure: Failure? {
+    public var failure: Failure? {
         if case .failure(let error) = self { return error }
         return nil
     }

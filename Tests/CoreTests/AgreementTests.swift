@@ -2,8 +2,8 @@
 // failures on every subset of ranks, every rank throws the same agreed error, the lowest failing
 // rank's message prefixed "rank K: " (no prefix on one rank); `agreeing` turns any error into one;
 // `rootReads` reads on the root only and shares its bytes or its failure.
-import CoreSupport
 @testable import Collectives
+import CoreSupport
 import TestSupport
 import XCTest
 

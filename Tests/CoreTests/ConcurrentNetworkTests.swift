@@ -4,8 +4,8 @@
 // object is oneDNN's engine (MatrixEngine.shared: one stream, a cache of primitives whose memory
 // objects are pointed at the caller's buffers), whose lock makes the products take turns. Threads
 // that meet new product shapes at the same time exercise the cache under that lock.
-@testable import Kernels
 @testable import Collectives
+@testable import Kernels
 @testable import Model
 import TestSupport
 import XCTest

@@ -4,11 +4,11 @@
 // shares in rank order and Adam is elementwise; ReplicatedAdam (the 16-bit ring, then Adam on every
 // rank) must use the 16-bit-rounded weight gradients — hand-rounded here — and the exact per-feature
 // gradients.
-@testable import Kernels
 @testable import Collectives
+@testable import Kernels
 @testable import Model
-@testable import Training
 import TestSupport
+@testable import Training
 import XCTest
 
 final class DataParallelOptimizerTests: XCTestCase {

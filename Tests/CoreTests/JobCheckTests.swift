@@ -3,8 +3,8 @@
 // deliberately broken collectives (FaultyCollective) makes them fail, so a broken MPI job cannot
 // pass its self-test.
 @testable import Collectives
-@testable import Training
 import TestSupport
+@testable import Training
 import XCTest
 
 final class JobCheckTests: XCTestCase {

@@ -3,8 +3,8 @@
 // ring's order and roundings, broadcasts from non-zero roots, byte broadcasts of other lengths —
 // and its failure behaviour: mismatched sizes, a rank that never arrives, a rank that fails or
 // leaves early; each ends the job with a message instead of a hang or corrupted memory.
-import CoreSupport
 @testable import Collectives
+import CoreSupport
 import Foundation
 import TestSupport
 import XCTest

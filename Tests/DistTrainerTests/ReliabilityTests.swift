@@ -93,7 +93,7 @@ final class ReliabilityTests: XCTestCase {
 
     let badFlagCases: [([String], [String])] = [
         (["--lr", "0"], ["--lr", "0"]), (["--lr", "-0.1"], ["--lr"]), (["--lr", "abc"], ["--lr", "abc"]),
-        (["--lr", "nan"], ["--lr"]), (["--epochs", "0"], ["--epochs"]), (["--batch-size", "1000"], ["--batch-size: 1000 is larger than the training split (160 samples)"]),
+        (["--lr", "nan"], ["--lr"]), (["--epochs", "0"], ["--epochs"]), (["--batch-size", "1000"], ["--batch-size", "1000 is larger than the training split (160 samples)"]),
         (["--val-fraction", "0"], ["--val-fraction"]), (["--val-fraction", "1.5"], ["--val-fraction"]),
         (["--model", "7"], ["--model"]), (["--hidden", "64,x"], ["--hidden"]), (["--hidden", "64,0"], ["--hidden"]),
         (["--bn", "batch"], ["--bn"]), (["--optimizer", "sgd"], ["--optimizer"]), (["--collective-timeout", "-1"], ["--collective-timeout"]),
@@ -114,7 +114,7 @@ final class ReliabilityTests: XCTestCase {
         try requireMPI()
         let base = try trainCommand(in: try temporaryDirectory(self))
         // A batch smaller than the number of ranks: some rank would have no sample.
-        try expectOneLine(np: 3, base + ["--batch-size", "2"], ["--batch-size: 2 is smaller than the number of ranks (3)"])
+        try expectOneLine(np: 3, base + ["--batch-size", "2"], ["--batch-size", "2 is smaller than the number of ranks (3)"])
         for (flags, needles) in badFlagCases.prefix(3) { try expectOneLine(np: 2, base + flags, needles) }
     }
 

@@ -2,6 +2,7 @@
 // minibatches' whole gradients, each computed on its own (BatchNorm over that minibatch, its own
 // dropout masks), then one Adam step — and the setting's validation.
 @testable import Collectives
+@testable import CoreSupport
 @testable import Kernels
 @testable import Model
 import TestSupport
@@ -90,7 +91,7 @@ final class AccumulationTests: XCTestCase {
 
     func testAccumulateIsValidated() throws {
         var c = config(accumulate: 0)
-        XCTAssertThrowsError(try c.validateValues()) { XCTAssertTrue("\($0)".contains("--accumulate"), "\($0)") }
+        XCTAssertThrowsError(try c.validateValues()) { XCTAssertEqual(($0 as? SettingError)?.setting, "accumulate", "\($0)") }
         c.accumulate = 13  // 13 × 20 = 260 samples per step, more than the 240 training samples
         XCTAssertNoThrow(try c.validateValues())
         XCTAssertThrowsError(try c.validate(trainingSamples: 240, ranks: 2)) { XCTAssertTrue("\($0)".contains("260 samples per step"), "\($0)") }

@@ -495,119 +495,63 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
-    // MARK: - Sync mode across two replicas (threads)
+    // MARK: - Sync mode across ranks (threads)
 
-    struct CollectiveTimeout: Error {}
-    struct Unsupported: Error {}
-
-    /// A rendezvous of two threads that sums their contributions.
-    final class PairHub: @unchecked Sendable {
-        let condition = NSCondition()
-        var pending: [[Double]] = [[], []]
-        var arrived = 0
-        var generation = 0
-        var result: [Double] = []
-
-        func allreduce(rank: Int, _ values: [Double]) throws -> [Double] {
-            condition.lock()
-            defer { condition.unlock() }
-            let myGeneration = generation
-            pending[rank] = values
-            arrived += 1
-            if arrived == 2 {
-                precondition(pending[0].count == pending[1].count, "ranks reduced buffers of different sizes")
-                result = zip(pending[0], pending[1]).map(+)
-                arrived = 0
-                generation += 1
-                condition.broadcast()
-            } else {
-                while generation == myGeneration {
-                    if !condition.wait(until: Date().addingTimeInterval(20)) { throw CollectiveTimeout() }
-                }
-            }
-            return result
-        }
-    }
-
-    /// One rank of a two-rank in-process collective (only the sums are needed by a training step).
-    final class PairCollective: Collective, @unchecked Sendable {
-        let hub: PairHub
-        let rank: Int
-        var size: Int { 2 }
-        init(hub: PairHub, rank: Int) { (self.hub, self.rank) = (hub, rank) }
-        func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
-            let sum = try hub.allreduce(rank: rank, buffer.map(Double.init))
-            for i in buffer.indices { buffer[i] = Float(sum[i]) }
-        }
-        func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
-            let sum = try hub.allreduce(rank: rank, Array(buffer))
-            for i in buffer.indices { buffer[i] = sum[i] }
-        }
-        func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) { throw Unsupported() }
-        func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws { throw Unsupported() }
-        func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws { throw Unsupported() }
-        func allreduceSumCompressed(_ buffer: UnsafeMutableBufferPointer<Float>, format: GradientCompression) throws { throw Unsupported() }
-        func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws { throw Unsupported() }
-        func broadcast(_ bytes: inout [UInt8], root: Int) throws { throw Unsupported() }
-        func barrier() throws { _ = try hub.allreduce(rank: rank, []) }
-    }
-
-    final class RankJob: @unchecked Sendable {
-        let net: Network, ctx: StepContext, collective: PairCollective
-        var tally: LossTally?
-        var error: Error?
-        init(net: Network, ctx: StepContext, collective: PairCollective) {
-            (self.net, self.ctx, self.collective) = (net, ctx, collective)
-        }
-    }
-
-    /// SyncBatchNorm's promise: two ranks with uneven shards (7 + 9) produce, after the fused
-    /// allreduce, the same gradient, loss and running statistics as one process on the whole batch.
-    func testSyncModeTwoRanksEqualsSingleProcess() throws {
+    /// SyncBatchNorm's promise: ranks with uneven shards (7 + 9 on two ranks, and shardRange's split
+    /// of the batch on 1 to 8 ranks) produce, after the fused allreduce, the same gradient, loss and
+    /// running statistics as one process on the whole batch, identical on every rank.
+    func testSyncModeRanksEqualSingleProcess() throws {
         var rng = SplitMix64(11)
         let arch = Architecture(inputWidth: 12, hidden: [8, 6], dropoutAfter: [true, true], classCount: 4)
-        let (batch, k) = (16, 7)
+        let batch = 16
         let whole = Self.makeNetwork(arch, capacity: batch, rng: &rng)
         let (input, labels) = Self.fillBatch(whole, rows: batch, rng: &rng)
-        let w = arch.inputWidth
-        let hub = PairHub()
-        var jobs: [RankJob] = []
-        for (rank, rows) in [(0, 0..<k), (1, k..<batch)] {
-            let net = Network(architecture: arch, capacity: batch)
-            net.parameters.copy(from: whole.parameters)
-            Self.load(net, input: Array(input[(rows.lowerBound * w)..<(rows.upperBound * w)]), labels: Array(labels[rows]))
-            let ctx = StepContext(globalBatch: batch, firstRow: rows.lowerBound, rows: rows.count,
-                                  dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .sync)
-            jobs.append(RankJob(net: net, ctx: ctx, collective: PairCollective(hub: hub, rank: rank)))
+        let step = ShardedStep(whole: whole, input: input, labels: labels, batch: batch)
+        let expected = try whole.computeGradients(step.context(0..<batch), collective: SingleProcess())
+        XCTAssertGreaterThan(whole.gradients.array.map(abs).max()!, 0)
+        let splits = [[0..<7, 7..<batch]] + (1...8).map { n in (0..<n).map { shardRange(batch: batch, rank: $0, size: n) } }
+        for shards in splits {
+            let ranks = try step.run(shards)
+            let what = "shards \(shards.map(\.count))"
+            // Every rank holds the same reduced gradient, bit for bit.
+            for (net, _) in ranks.dropFirst() { XCTAssertEqual(net.gradients.array, ranks[0].net.gradients.array, what) }
+            let (got, tally) = (ranks[0].net.gradients.array, ranks[0].tally)
+            XCTAssertEqual(tally.correct, expected.correct, what)
+            XCTAssertEqual(tally.lossSum, expected.lossSum, accuracy: 1e-4 * abs(expected.lossSum), what)
+            for (name, offset, count) in Self.parameterGroups(whole.layout) {
+                let a = (0..<count).map { Double(got[offset + $0]) }
+                let e = (0..<count).map { Double(whole.gradients.pointer[offset + $0]) }
+                let (rel, _) = Self.relativeError(a, e)
+                XCTAssertLessThan(rel, 1e-4, "\(what) \(name): sync gradient differs from single-process gradient by \(rel)")
+            }
+            for (net, _) in ranks {
+                for (r, e) in zip(net.runningStats.array, whole.runningStats.array) { XCTAssertEqual(r, e, accuracy: 1e-6, what) }
+            }
         }
-        let group = DispatchGroup()
-        for job in jobs {
-            group.enter()
-            Thread {
-                do { job.tally = try job.net.computeGradients(job.ctx, collective: job.collective) } catch { job.error = error }
-                group.leave()
-            }.start()
-        }
-        XCTAssertEqual(group.wait(timeout: .now() + 60), .success, "ranks did not finish")
-        for job in jobs { XCTAssertNil(job.error) }
+    }
 
-        let ctx = StepContext(globalBatch: batch, firstRow: 0, rows: batch, dropoutKey: Self.dropoutKey, keep: 0.5, batchNormMode: .sync)
-        let expected = try whole.computeGradients(ctx, collective: SingleProcess())
-        let n = whole.layout.count
-        // Both ranks hold the same reduced gradient.
-        XCTAssertEqual(jobs[0].net.gradients.array, jobs[1].net.gradients.array)
-        let got = jobs[0].net.gradients.array
-        XCTAssertEqual(jobs[0].tally?.correct, expected.correct)
-        XCTAssertEqual(jobs[0].tally?.lossSum ?? .nan, expected.lossSum, accuracy: 1e-4 * abs(expected.lossSum))
-        for (name, offset, count) in Self.parameterGroups(whole.layout) {
-            let a = (0..<count).map { Double(got[offset + $0]) }
-            let e = (0..<count).map { Double(whole.gradients.pointer[offset + $0]) }
-            let (rel, _) = Self.relativeError(a, e)
-            XCTAssertLessThan(rel, 1e-4, "\(name): two-rank sync gradient differs from single-process gradient by \(rel)")
+    /// One sync-mode gradient computation of a global batch, split into shards that run as the
+    /// ranks of an in-process job.
+    struct ShardedStep {
+        let whole: Network
+        let input: [Float], labels: [Int32]
+        let batch: Int
+
+        func context(_ rows: Range<Int>) -> StepContext {
+            StepContext(globalBatch: batch, firstRow: rows.lowerBound, rows: rows.count,
+                        dropoutKey: GradientCheckTests.dropoutKey, keep: 0.5, batchNormMode: .sync)
         }
-        XCTAssertGreaterThan(whole.gradients.array[0..<n].map(abs).max()!, 0)
-        for job in jobs {
-            for (r, e) in zip(job.net.runningStats.array, whole.runningStats.array) { XCTAssertEqual(r, e, accuracy: 1e-6) }
+
+        /// Rank r computes `shards[r]` (fresh running statistics, the whole network's parameters).
+        func run(_ shards: [Range<Int>]) throws -> [(net: Network, tally: LossTally)] {
+            let w = whole.architecture.inputWidth
+            return try runRanks(shards.count) { c in
+                let rows = shards[c.rank]
+                let net = Network(architecture: whole.architecture, capacity: batch)
+                net.parameters.copy(from: whole.parameters)
+                GradientCheckTests.load(net, input: Array(input[(rows.lowerBound * w)..<(rows.upperBound * w)]), labels: Array(labels[rows]))
+                return (net, try net.computeGradients(context(rows), collective: c))
+            }
         }
     }
 }

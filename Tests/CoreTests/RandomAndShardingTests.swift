@@ -6,9 +6,9 @@
 import Foundation
 @testable import Kernels
 @testable import Model
+import TestSupport
 @testable import Training
 import XCTest
-
 
 final class RandomAndShardingTests: XCTestCase {
 
@@ -93,19 +93,70 @@ final class RandomAndShardingTests: XCTestCase {
         }
     }
 
-    /// Network uses the same masks for a shard at `firstRow` as for those rows of the whole batch.
-    func testNetworkShardMasksMatchWholeBatch() throws {
-        let arch = Architecture(inputWidth: 3, hidden: [6], dropoutAfter: [true], classCount: 2)
-        let key = RandomKey(seed: 1, .dropout).with(0).with(3)
-        let whole = Network(architecture: arch, capacity: 8)
-        whole.reset(seed: 1)
-        try whole.forwardTrain(StepContext(globalBatch: 8, firstRow: 0, rows: 8, dropoutKey: key, keep: 0.5, batchNormMode: .sync),
-                               collective: SingleProcess())
-        let shard = Network(architecture: arch, capacity: 8)
-        shard.reset(seed: 1)
-        try shard.forwardTrain(StepContext(globalBatch: 8, firstRow: 5, rows: 3, dropoutKey: key, keep: 0.5, batchNormMode: .local),
-                               collective: SingleProcess())
-        XCTAssertEqual(Array(shard.blocks[0].mask!.array[0..<18]), Array(whole.blocks[0].mask!.array[30..<48]))
+    /// Block masks of a network after one training forward pass over global rows `rows` of a
+    /// batch of `batch` with step key `key` (two dropout blocks of width 16).
+    func networkMasks(rows: Range<Int>, batch: Int, key: RandomKey) throws -> [[Float]] {
+        let arch = Architecture(inputWidth: 3, hidden: [16, 16], dropoutAfter: [true, true], classCount: 2)
+        let net = Network(architecture: arch, capacity: batch)
+        net.reset(seed: 1)
+        let ctx = StepContext(globalBatch: batch, firstRow: rows.lowerBound, rows: rows.count, dropoutKey: key, keep: 0.5, batchNormMode: .local)
+        try net.forwardTrain(ctx, collective: SingleProcess())
+        return net.blocks.map { Array($0.mask!.array[0..<(rows.count * 16)]) }
+    }
+
+    /// Network draws block l's mask from (step key, l) at each sample's global position: the masks
+    /// are random (not constant, rows differ), a shard at `firstRow` gets exactly those rows of the
+    /// whole batch's masks (not the first rows), and another layer or step gets other masks.
+    func testNetworkMasksDependOnGlobalRowLayerAndStep() throws {
+        let key = RandomKey(seed: 1, .dropout).with(0).with(3)  // (seed, epoch 0, step 3)
+        let whole = try networkMasks(rows: 0..<32, batch: 32, key: key)
+        for l in 0..<2 {
+            XCTAssertEqual(whole[l], mask(rows: 32, width: 16, key: key.with(l), keep: 0.5), "layer \(l): the mask of (step key, layer)")
+            // 512 entries, half kept (σ = 11); 32 rows of 16 random bits almost never repeat.
+            XCTAssertEqual(Double(whole[l].filter { $0 == 2 }.count), 256, accuracy: 60, "layer \(l): keep 0.5")
+            XCTAssertEqual(whole[l].filter { $0 != 0 && $0 != 2 }, [], "layer \(l): entries are 0 or 1/keep")
+            let distinctRows = Set((0..<32).map { Array(whole[l][($0 * 16)..<($0 * 16 + 16)]) })
+            XCTAssertGreaterThanOrEqual(distinctRows.count, 30, "layer \(l): rows must get their own masks")
+        }
+        let shard = try networkMasks(rows: 5..<8, batch: 32, key: key)
+        for l in 0..<2 {
+            XCTAssertEqual(shard[l], Array(whole[l][(5 * 16)..<(8 * 16)]), "layer \(l): a shard's rows are its global rows")
+            XCTAssertNotEqual(shard[l], Array(whole[l][0..<(3 * 16)]), "layer \(l): not the whole batch's first rows")
+        }
+        XCTAssertNotEqual(whole[0], whole[1], "the layers must get different masks")
+        let nextStep = try networkMasks(rows: 0..<32, batch: 32, key: RandomKey(seed: 1, .dropout).with(0).with(4))
+        for l in 0..<2 { XCTAssertNotEqual(nextStep[l], whole[l], "layer \(l): another step, another mask") }
+    }
+
+    /// The Trainer keys the masks by (seed, epoch, step) and the Network adds the layer: after a run
+    /// on 1 and 3 ranks, each rank's last masks are those of the last step's key at its shard's rows,
+    /// for runs that end in different epochs and steps (whose masks differ).
+    func testTrainerMasksAreKeyedBySeedEpochStepAndGlobalRow() throws {
+        let data = DataParallelTrainerTests.data
+        let config = DataParallelTrainerTests.config { $0.model = .model3; $0.learningRates = [0.01]; $0.dropout = 0.5 }
+        var seen: [[Float]] = []
+        for n in [1, 3] {
+            for (epochs, stopAtStep, lastEpoch, lastStep) in [(1, 3, 0, 2), (1, nil, 0, 9), (2, nil, 1, 9)] {
+                var c = config
+                c.epochs = epochs
+                let ranks = try runRanks(n) { collective -> (masks: [[Float]], shard: Range<Int>) in
+                    let trainer = try Trainer(config: c, split: data, collective: collective)
+                    var polls = 0
+                    trainer.stopRequested = { polls += 1; return polls == stopAtStep }
+                    _ = try trainer.run()
+                    return (trainer.network.blocks.map { Array($0.mask!.array[0..<(trainer.shard.count * $0.width)]) }, trainer.shard)
+                }
+                let key = RandomKey(seed: c.seed, .dropout).with(lastEpoch).with(lastStep)
+                for (r, rank) in ranks.enumerated() {
+                    for (l, got) in rank.masks.enumerated() {
+                        let expected = mask(rows: rank.shard.count, width: 12 - 4 * l, firstRow: rank.shard.lowerBound, key: key.with(l), keep: 0.5)
+                        XCTAssertEqual(got, expected, "\(n) ranks, epoch \(lastEpoch) step \(lastStep): rank \(r) layer \(l)")
+                    }
+                }
+                if n == 1 { seen.append(ranks[0].masks[0]) }
+            }
+        }
+        XCTAssertEqual(Set(seen).count, 3, "the three runs' last steps must have different masks, or the test proves nothing")
     }
 
     // MARK: - Normals and initialisation
@@ -253,13 +304,15 @@ final class RandomAndShardingTests: XCTestCase {
 
     // MARK: - Settings validation
 
-    func assertError(_ flag: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+    /// `body` throws a SettingError naming `setting` (by its key, as Core names settings), in one line.
+    func assertError(_ setting: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
         do {
             try body()
-            XCTFail("expected an error naming \(flag)", file: file, line: line)
-        } catch let error as TrainerError {
-            XCTAssertTrue(error.message.hasPrefix(flag + ":"), "'\(error.message)' should start with \(flag):", file: file, line: line)
-            XCTAssertFalse(error.message.contains("\n"), "one line", file: file, line: line)
+            XCTFail("expected an error naming \(setting)", file: file, line: line)
+        } catch let error as SettingError {
+            XCTAssertEqual(error.setting, setting, "\(error)", file: file, line: line)
+            XCTAssertFalse(error.description.contains("\n"), "one line", file: file, line: line)
+            XCTAssertFalse(error.description.contains("--"), "Core names settings, not flags: \(error)", file: file, line: line)
         } catch {
             XCTFail("unexpected error type \(error)", file: file, line: line)
         }
@@ -270,7 +323,7 @@ final class RandomAndShardingTests: XCTestCase {
         XCTAssertEqual(try parseHiddenWidths(" 8 , 4"), [8, 4])
         XCTAssertEqual(try parseHiddenWidths("32"), [32])
         for bad in ["", "0", "12,,4", "a,3", "-1", "3,", "1.5"] {
-            assertError("--hidden") { _ = try parseHiddenWidths(bad) }
+            assertError("hidden") { _ = try parseHiddenWidths(bad) }
         }
     }
 
@@ -278,7 +331,7 @@ final class RandomAndShardingTests: XCTestCase {
         XCTAssertEqual(try parseLearningRates("0.005,0.001"), [0.005, 0.001])
         XCTAssertEqual(try parseLearningRates(" 1e-3 "), [0.001])
         for bad in ["", "0", "-0.1", "abc", "0.1,,0.2", "inf", "nan", "0.1,"] {
-            assertError("--lr") { _ = try parseLearningRates(bad) }
+            assertError("learning_rates") { _ = try parseLearningRates(bad) }
         }
     }
 
@@ -291,25 +344,25 @@ final class RandomAndShardingTests: XCTestCase {
             return c
         }
         let cases: [(String, TrainingConfig)] = [
-            ("--epochs", config { $0.epochs = 0 }),
-            ("--batch-size", config { $0.batchSize = 0 }),
-            ("--lr", config { $0.learningRates = [] }),
-            ("--lr", config { $0.learningRates = [0.1, -1] }),
-            ("--lr", config { $0.learningRates = [.nan] }),
-            ("--lr", config { $0.learningRates = [.infinity] }),
-            ("--dropout", config { $0.dropout = 1 }),
-            ("--dropout", config { $0.dropout = -0.1 }),
-            ("--val-fraction", config { $0.valFraction = 0 }),
-            ("--val-fraction", config { $0.valFraction = 1 }),
-            ("--hidden", config { $0.hidden = [] }),
-            ("--hidden", config { $0.hidden = [3, 0] }),
+            ("epochs", config { $0.epochs = 0 }),
+            ("batch_size", config { $0.batchSize = 0 }),
+            ("learning_rates", config { $0.learningRates = [] }),
+            ("learning_rates", config { $0.learningRates = [0.1, -1] }),
+            ("learning_rates", config { $0.learningRates = [.nan] }),
+            ("learning_rates", config { $0.learningRates = [.infinity] }),
+            ("dropout", config { $0.dropout = 1 }),
+            ("dropout", config { $0.dropout = -0.1 }),
+            ("val_fraction", config { $0.valFraction = 0 }),
+            ("val_fraction", config { $0.valFraction = 1 }),
+            ("hidden", config { $0.hidden = [] }),
+            ("hidden", config { $0.hidden = [3, 0] }),
         ]
         for (flag, c) in cases { assertError(flag) { try c.validate() } }
         // Boundaries that are valid.
         try config { $0.dropout = 0; $0.epochs = 1; $0.batchSize = 1; $0.hidden = [1] }.validate()
         // Against data and ranks.
-        assertError("--batch-size") { try config { $0.batchSize = 3 }.validate(trainingSamples: 100, ranks: 4) }
-        assertError("--batch-size") { try config { $0.batchSize = 101 }.validate(trainingSamples: 100, ranks: 1) }
+        assertError("batch_size") { try config { $0.batchSize = 3 }.validate(trainingSamples: 100, ranks: 4) }
+        assertError("batch_size") { try config { $0.batchSize = 101 }.validate(trainingSamples: 100, ranks: 1) }
         try config { $0.batchSize = 4 }.validate(trainingSamples: 4, ranks: 4)
         // The architecture follows the preset unless hidden overrides it.
         XCTAssertEqual(config { $0.model = .model1 }.architecture(inputWidth: 784, classCount: 10).hidden, [128, 64])

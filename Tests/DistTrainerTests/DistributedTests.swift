@@ -69,7 +69,10 @@ final class DistributedTests: XCTestCase {
         _ = try mpirunPath()
         let tmp = try temporaryDirectory(self)
         try writeSyntheticDataset(to: tmp + "/data", train: 2000, test: 400)
+        let started = Date()
         let exact = try train(np: 2, data: tmp + "/data", run: tmp + "/exact")
+        let exactWallSeconds = Date().timeIntervalSince(started)
+        let exactOne = try train(np: 1, data: tmp + "/data", run: tmp + "/exact-1")
         for format in ["bf16", "fp16"] {
             let two = try train(np: 2, data: tmp + "/data", run: tmp + "/\(format)-2", extra: ["--grad-compression", format])
             let one = try train(np: 1, data: tmp + "/data", run: tmp + "/\(format)-1", extra: ["--grad-compression", format])
@@ -84,13 +87,43 @@ final class DistributedTests: XCTestCase {
             for (a, b) in zip(two, one) {
                 XCTAssertEqual(a["val_accuracy"] as! Double, b["val_accuracy"] as! Double, accuracy: 0.05, "\(format) np=1 vs np=2")
             }
+            // A single process rounds its gradients through the format too (MPICollective used to
+            // skip the rounding on one rank, training exactly while claiming 16-bit gradients).
+            XCTAssertTrue(zip(one, exactOne).contains { $0["train_loss"] as! Double != $1["train_loss"] as! Double },
+                          "\(format): np=1 with 16-bit gradients gave the exact float32 numbers")
             XCTAssertEqual(try readJSON(tmp + "/\(format)-2/config.json")["gradient_compression"] as? String, format)
+            // One 16-bit ring per step; no float32 reduce-scatter, and no allgather (Adam runs on
+            // every rank and its moments never travel).
             let ops = try readJSON(tmp + "/\(format)-2/summary.json")["collectives"] as! [String: Any]
-            XCTAssertNotNil(ops["16-bit allreduce (MPI_Sendrecv ring)"], "\(ops.keys)")
+            checkOperation(ops, "16-bit allreduce (MPI_Sendrecv ring)", calls: Self.steps, atMost: Self.trainingSeconds(two), format)
             XCTAssertNil(ops["reduce-scatter (MPI_Sendrecv ring)"], "\(ops.keys)")
+            XCTAssertNil(ops["MPI_Allgatherv"], "\(ops.keys)")
         }
+        // Exact: one reduce-scatter per step; an allgather of the parameters per step and of Adam's
+        // two moments after every epoch (for the checkpoint).
         let exactOps = try readJSON(tmp + "/exact/summary.json")["collectives"] as! [String: Any]
-        XCTAssertNotNil(exactOps["reduce-scatter (MPI_Sendrecv ring)"], "\(exactOps.keys)")
+        checkOperation(exactOps, "reduce-scatter (MPI_Sendrecv ring)", calls: Self.steps, atMost: Self.trainingSeconds(exact), "exact")
+        // The moments' allgathers happen between epochs, outside the steps' timing: bounded by the run.
+        checkOperation(exactOps, "MPI_Allgatherv", calls: Self.steps + 2 * Self.epochs, atMost: exactWallSeconds, "exact")
+        XCTAssertNil(exactOps["16-bit allreduce (MPI_Sendrecv ring)"], "\(exactOps.keys)")
+    }
+
+    /// Optimizer steps of `train`: 2 learning rates × 3 epochs of ⌊1600 / 128⌋ = 12 steps (1600 =
+    /// 0.8 × 2000 training samples; the last partial batch is dropped).
+    static let epochs = 2 * 3
+    static let steps = epochs * ((2000 * 4 / 5) / 128)
+
+    /// The time rank 0 spent in training steps over a run (its metrics rows).
+    static func trainingSeconds(_ rows: [[String: Any]]) -> Double { rows.reduce(0) { $0 + ($1["train_seconds"] as! Double) } }
+
+    /// Rank 0's totals of collective `name` in a summary: `calls` calls, and a time that is positive
+    /// and at most `limit` seconds (the time of the part of the run the calls happen in).
+    func checkOperation(_ ops: [String: Any], _ name: String, calls: Int, atMost limit: Double, _ what: String,
+                        file: StaticString = #filePath, line: UInt = #line) {
+        guard let total = ops[name] as? [String: Any] else { return XCTFail("\(what): no \(name) in \(ops.keys)", file: file, line: line) }
+        XCTAssertEqual(total["calls"] as? Int, calls, "\(what): \(name) calls", file: file, line: line)
+        let seconds = total["seconds"] as? Double ?? -1
+        XCTAssertTrue(seconds > 0 && seconds <= limit, "\(what): \(name) took \(seconds) s, expected (0, \(limit)] s", file: file, line: line)
     }
 
     /// `dist-trainer check`: exact collectives, error agreement, sharded gradients and BatchNorm

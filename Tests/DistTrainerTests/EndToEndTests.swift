@@ -1,7 +1,10 @@
 // End-to-end: `dist-trainer train` on a synthetic IDX data set written by the test, single
 // process; checks every file of the run directory and the console contract.
+import Datasets
+import Formats
 import Foundation
 import Kernels
+import Model
 import Training
 import XCTest
 
@@ -25,14 +28,24 @@ final class EndToEndTests: XCTestCase {
         // config.json
         let config = try readJSON(run + "/config.json")
         XCTAssertEqual(config["hidden"] as? [Int], [32, 16, 8])
-        XCTAssertEqual(config["dropout_after"] as? [Bool], [true, true, false])
-        XCTAssertEqual(config["input_width"] as? Int, 64)
+        let architecture = config["architecture"] as? [String: Any]
+        XCTAssertEqual(architecture?["hidden"] as? [Int], [32, 16, 8])
+        XCTAssertEqual(architecture?["dropout_after"] as? [Bool], [true, true, false])
+        XCTAssertEqual(architecture?["input_width"] as? Int, 64)
+        XCTAssertEqual(architecture?["class_count"] as? Int, 10)
+        XCTAssertEqual(config["widths"] as? String, "64-32-16-8-10")
         XCTAssertEqual(config["learning_rates"] as? [Double], [0.01, 0.001])
         XCTAssertEqual(config["train_samples"] as? Int, 560)  // round(0.8 · 700)
         XCTAssertEqual(config["validation_samples"] as? Int, 140)
         XCTAssertEqual(config["ranks"] as? Int, 1)
 
-        // metrics.jsonl and metrics.csv: one row per lr per epoch, the same numbers.
+        let rows = try checkMetricsFiles(run)
+        try checkSummary(run, data: tmp + "/data", rows: rows)
+        try checkConfusionFiles(run)
+    }
+
+    /// metrics.jsonl and metrics.csv: one row per lr per epoch, the same numbers; returns the rows.
+    func checkMetricsFiles(_ run: String) throws -> [[String: Any]] {
         let rows = try readMetrics(run)
         XCTAssertEqual(rows.count, 6)
         XCTAssertEqual(rows.map { $0["lr"] as! Double }, [0.01, 0.01, 0.01, 0.001, 0.001, 0.001])
@@ -49,14 +62,18 @@ final class EndToEndTests: XCTestCase {
         let first = csv[1].split(separator: ",")
         XCTAssertEqual(Double(first[2])!, rows[0]["train_loss"] as! Double, accuracy: 1e-12)
         XCTAssertEqual(Double(first[6])!, rows[0]["val_macro_f1"] as! Double, accuracy: 1e-12)
-
         // The synthetic classes are separable: training must actually learn.
-        let bestF1 = rows.map { $0["val_macro_f1"] as! Double }.max()!
-        XCTAssertGreaterThan(bestF1, 0.8)
+        XCTAssertGreaterThan(rows.map { $0["val_macro_f1"] as! Double }.max()!, 0.8)
+        return rows
+    }
 
-        // summary.json: the best row by validation macro-F1 (first maximum, as the seed) and test.
+    /// summary.json: the best row by validation macro-F1 (first maximum, as the seed) and the test
+    /// metrics — accuracy and macro-F1 recomputed from its confusion matrix, and the loss and
+    /// predictions recomputed here, in Double, from best.safetensors and the test files.
+    func checkSummary(_ run: String, data: String, rows: [[String: Any]]) throws {
         let summary = try readJSON(run + "/summary.json")
         let best = summary["best"] as! [String: Any]
+        let bestF1 = rows.map { $0["val_macro_f1"] as! Double }.max()!
         let bestRow = rows.first { ($0["val_macro_f1"] as! Double) == bestF1 }!
         XCTAssertEqual(best["val_macro_f1"] as! Double, bestF1)
         XCTAssertEqual(best["lr"] as! Double, bestRow["lr"] as! Double)
@@ -67,14 +84,21 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(matrix.flatMap { $0 }.reduce(0, +), 200)
         let diagonal = (0..<10).reduce(0) { $0 + matrix[$1][$1] }
         XCTAssertEqual(test["accuracy"] as! Double, Double(diagonal) / 200, accuracy: 1e-12)
-        XCTAssertNotNil(test["macro_f1"] as? Double)
-        XCTAssertNotNil(test["loss"] as? Double)
+        XCTAssertEqual(test["macro_f1"] as! Double, Self.macroF1(matrix), accuracy: 1e-12)
+        let reference = try DoubleReferenceModel(checkpoint: run + "/best.safetensors").evaluate(try FashionMNIST.load(directory: data).test)
+        // The binary computes in float32: its mean loss is within 1e-6 relative of the Double one
+        // (3e-8 measured), and a wrong loss (another model's, another count) is off by far more.
+        XCTAssertEqual(test["loss"] as! Double, reference.loss, accuracy: 1e-6 * reference.loss)
+        let differing = zip(matrix.joined(), reference.confusion.joined()).map { abs($0 - $1) }.reduce(0, +)
+        XCTAssertLessThanOrEqual(differing, 2, "at most one sample (a float32 near-tie) may be predicted differently: \(matrix) vs \(reference.confusion)")
         XCTAssertGreaterThan(summary["epoch_seconds_median"] as! Double, 0)
         // The best model's validation evaluation is the one recorded for its epoch.
         let validation = summary["validation"] as! [String: Any]
         XCTAssertEqual(validation["macro_f1"] as! Double, bestF1, accuracy: 1e-12)
+    }
 
-        // Confusion matrices as CSV: header of class names, 10 rows summing to the split sizes.
+    /// Confusion matrices as CSV: header of class names, 10 rows summing to the split sizes.
+    func checkConfusionFiles(_ run: String) throws {
         for (file, total) in [("confusion_test.csv", 200), ("confusion_val.csv", 140)] {
             let lines = try String(contentsOfFile: run + "/" + file, encoding: .utf8).split(separator: "\n")
             XCTAssertEqual(lines.count, 11, file)
@@ -82,6 +106,16 @@ final class EndToEndTests: XCTestCase {
             let sum = lines.dropFirst().flatMap { $0.split(separator: ",").dropFirst().map { Int($0)! } }.reduce(0, +)
             XCTAssertEqual(sum, total, file)
         }
+    }
+
+    /// scikit-learn's macro-F1 of a confusion matrix (rows: true class): the mean over the classes
+    /// that occur as truth or prediction of 2·tp / (2·tp + fp + fn).
+    static func macroF1(_ m: [[Int]]) -> Double {
+        let scores = m.indices.compactMap { c -> Double? in
+            let (truth, predicted) = (m[c].reduce(0, +), m.reduce(0) { $0 + $1[c] })
+            return truth + predicted == 0 ? nil : 2 * Double(m[c][c]) / Double(truth + predicted)
+        }
+        return scores.reduce(0, +) / Double(scores.count)
     }
 
     /// The same seed gives bit-identical metrics; another seed does not.
@@ -192,5 +226,51 @@ final class EndToEndTests: XCTestCase {
         r = try runTrainer(["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run", "--batch-size", "1000"], timeout: 30)
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("--batch-size") && r.stderr.contains("560"), r.stderr)
+    }
+}
+
+/// A checkpoint's model evaluated in Double, written from the definitions and not from the trainer's
+/// kernels: per hidden block Dense, ReLU, BatchNorm with the running statistics (ε = 1e-7, the
+/// trainer's), no dropout; then the head, softmax cross-entropy and the arg-max prediction.
+struct DoubleReferenceModel {
+    let tensors: [String: (shape: [Int], values: [Double])]
+    let blocks: Int
+
+    init(checkpoint path: String) throws {
+        let file = try readSafetensors(path: path)
+        tensors = Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, ($0.shape, $0.values.map(Double.init))) })
+        blocks = tensors.keys.filter { $0.hasSuffix(".dense.weight") }.count
+    }
+
+    /// x · W + b for W of shape [fanIn, fanOut] (row-major).
+    func dense(_ x: [Double], _ name: String) -> [Double] {
+        let (w, b) = (tensors[name + ".weight"]!, tensors[name + ".bias"]!.values)
+        let (fanIn, fanOut) = (w.shape[0], w.shape[1])
+        return (0..<fanOut).map { j in (0..<fanIn).reduce(b[j]) { $0 + x[$1] * w.values[$1 * fanOut + j] } }
+    }
+
+    func logits(_ input: [Double]) -> [Double] {
+        var h = input
+        for l in 0..<blocks {
+            let a = dense(h, "layers.\(l).dense").map { max(0, $0) }
+            let (mean, variance) = (tensors["layers.\(l).bn.running_mean"]!.values, tensors["layers.\(l).bn.running_var"]!.values)
+            let (scale, shift) = (tensors["layers.\(l).bn.weight"]!.values, tensors["layers.\(l).bn.bias"]!.values)
+            h = a.indices.map { (a[$0] - mean[$0]) / (variance[$0] + 1e-7).squareRoot() * scale[$0] + shift[$0] }
+        }
+        return dense(h, "head")
+    }
+
+    /// Mean cross-entropy and confusion matrix (rows: true class) on `images`.
+    func evaluate(_ images: LabeledImages) -> (loss: Double, confusion: [[Int]]) {
+        var confusion = Array(repeating: Array(repeating: 0, count: images.classCount), count: images.classCount)
+        var loss = 0.0
+        for i in 0..<images.count {
+            let z = logits(images.pixels[(i * images.width)..<((i + 1) * images.width)].map { Double($0) / 255 })
+            let top = z.max()!
+            let label = Int(images.labels[i])
+            loss += top + log(z.reduce(0) { $0 + exp($1 - top) }) - z[label]
+            confusion[label][z.firstIndex(of: top)!] += 1
+        }
+        return (loss / Double(images.count), confusion)
     }
 }

@@ -4,6 +4,7 @@
 import Datasets
 import Formats
 import Foundation
+import TestSupport
 import XCTest
 
 final class ReliabilityTests: XCTestCase {
@@ -11,8 +12,17 @@ final class ReliabilityTests: XCTestCase {
 
     // MARK: - Bad input
 
-    func testBadDataFiles() throws {
-        let tmp = try temporaryDirectory(self)
+    /// The multi-rank parts need mpirun: skipped with the reason printed when it is missing, failed
+    /// instead when MPI_REQUIRED=1 or MULTIHOST_REQUIRED=1 (scripts/test.sh sets the latter).
+    func requireMPI(file: StaticString = #filePath, line: UInt = #line) throws {
+        try requireExecutable("mpirun", package: "openmpi-bin", requiredEnv: ["MPI_REQUIRED", "MULTIHOST_REQUIRED"],
+                              feature: "mpirun for the multi-rank part", file: file, line: line)
+    }
+
+    /// Data directories under `tmp`, each with one defect, and the phrases its error must contain:
+    /// what was expected and what was found, and the file. (No bare numbers: the digits of the
+    /// temporary path would satisfy them.)
+    func badDataCases(in tmp: String) throws -> [(name: String, dir: String, needles: [String])] {
         func fresh(_ name: String, gzipped: Bool = true) throws -> String {
             let dir = tmp + "/" + name
             try writeSyntheticDataset(to: dir, train: 200, test: 50, gzipped: gzipped)
@@ -22,86 +32,109 @@ final class ReliabilityTests: XCTestCase {
             try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + file))
         }
         let trainImages = FashionMNIST.trainImages, trainLabels = FashionMNIST.trainLabels
-        var cases: [(String, [String])] = []
-
-        cases.append((tmp + "/missing-dir", ["missing-dir", "does not exist"]))
+        var cases: [(name: String, dir: String, needles: [String])] = []
+        cases.append(("missing-dir", tmp + "/missing-dir", ["directory \(tmp)/missing-dir does not exist"]))
 
         var d = try fresh("one-missing")
         try FileManager.default.removeItem(atPath: d + "/" + trainLabels + ".gz")
-        cases.append((d, [trainLabels]))
+        cases.append(("one-missing", d, ["\(trainLabels): not found in \(d)"]))
 
         d = try fresh("not-gzip")
         try put(d, trainImages + ".gz", Array("this is not gzip".utf8))
-        cases.append((d, [trainImages, "not a gzip file"]))
+        cases.append(("not-gzip", d, [trainImages, "not a gzip file"]))
 
         d = try fresh("truncated-gzip")
         let gz = [UInt8](try Data(contentsOf: URL(fileURLWithPath: d + "/" + trainImages + ".gz")))
         try put(d, trainImages + ".gz", Array(gz[0..<(gz.count / 2)]))
-        cases.append((d, [trainImages, "truncated"]))
+        cases.append(("truncated-gzip", d, [trainImages, "truncated"]))
 
         d = try fresh("wrong-magic", gzipped: false)
         var labels = [UInt8](try Data(contentsOf: URL(fileURLWithPath: d + "/" + trainLabels)))
         labels[3] = 0x03
         try put(d, trainLabels, labels)
-        cases.append((d, [trainLabels, "magic"]))
+        cases.append(("wrong-magic", d, [trainLabels, "magic"]))
 
         d = try fresh("count-mismatch", gzipped: false)
         try put(d, trainLabels, encodeIDX(dims: [199], bytes: [UInt8](repeating: 1, count: 199)))
-        cases.append((d, ["200", "199"]))
+        cases.append(("count-mismatch", d, ["train: 200 images but 199 labels (\(trainImages) vs \(trainLabels))"]))
 
         d = try fresh("label-range", gzipped: false)
         var bad = [UInt8](repeating: 1, count: 200)
         bad[7] = 12
         try put(d, trainLabels, encodeIDX(dims: [200], bytes: bad))
-        cases.append((d, [trainLabels, "12"]))
+        cases.append(("label-range", d, ["\(trainLabels): label 12 at index 7, expected < 10"]))
 
         d = try fresh("zero-images", gzipped: false)
         try put(d, trainImages, encodeIDX(dims: [0, 8, 8], bytes: []))
         try put(d, trainLabels, encodeIDX(dims: [0], bytes: []))
-        cases.append((d, [trainImages, "0 images"]))
+        cases.append(("zero-images", d, ["\(trainImages): 0 images, expected at least 1"]))
 
         d = try fresh("dimensions", gzipped: false)
         try put(d, FashionMNIST.testImages, encodeIDX(dims: [50, 9, 9], bytes: [UInt8](repeating: 0, count: 50 * 81)))
-        cases.append((d, ["8", "9"]))
+        cases.append(("dimensions", d, ["\(FashionMNIST.testImages): images are 9×9 but \(trainImages) images are 8×8"]))
+        return cases
+    }
 
-        for (dir, needles) in cases {
+    func testBadDataFiles() throws {
+        let tmp = try temporaryDirectory(self)
+        for (_, dir, needles) in try badDataCases(in: tmp) {
             try expectOneLine(np: 1, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
-        }
-        // The same checks agreed by every rank of an MPI job: one message, all ranks exit.
-        if (try? mpirunPath()) != nil {
-            for (dir, needles) in [cases[1], cases[3], cases[8]] {
-                try expectOneLine(np: 2, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, needles)
-            }
         }
     }
 
-    func testBadFlags() throws {
+    /// The same checks agreed by every rank of an MPI job: one message, all ranks exit.
+    func testBadDataFilesUnderMPI() throws {
+        try requireMPI()
         let tmp = try temporaryDirectory(self)
-        try writeSyntheticDataset(to: tmp + "/data", train: 200, test: 50)
-        let base = ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run"]
-        let cases: [([String], [String])] = [
-            (["--lr", "0"], ["--lr", "0"]), (["--lr", "-0.1"], ["--lr"]), (["--lr", "abc"], ["--lr", "abc"]),
-            (["--lr", "nan"], ["--lr"]), (["--epochs", "0"], ["--epochs"]), (["--batch-size", "1000"], ["--batch-size", "160"]),
-            (["--val-fraction", "0"], ["--val-fraction"]), (["--val-fraction", "1.5"], ["--val-fraction"]),
-            (["--model", "7"], ["--model"]), (["--hidden", "64,x"], ["--hidden"]), (["--hidden", "64,0"], ["--hidden"]),
-            (["--bn", "batch"], ["--bn"]), (["--optimizer", "sgd"], ["--optimizer"]), (["--collective-timeout", "-1"], ["--collective-timeout"]),
-        ]
-        for (flags, needles) in cases { try expectOneLine(np: 1, base + flags, needles) }
-        if (try? mpirunPath()) != nil {
-            // A batch smaller than the number of ranks: some rank would have no sample.
-            try expectOneLine(np: 3, base + ["--batch-size", "2"], ["--batch-size", "2", "3"])
-            for (flags, needles) in cases.prefix(3) { try expectOneLine(np: 2, base + flags, needles) }
+        for (name, dir, needles) in try badDataCases(in: tmp) where ["one-missing", "truncated-gzip", "dimensions"].contains(name) {
+            try expectOneLine(np: 2, ["train", "--data-dir", dir, "--run-dir", tmp + "/run"] + small, ["rank 0: "] + needles)
         }
+    }
+
+    let badFlagCases: [([String], [String])] = [
+        (["--lr", "0"], ["--lr", "0"]), (["--lr", "-0.1"], ["--lr"]), (["--lr", "abc"], ["--lr", "abc"]),
+        (["--lr", "nan"], ["--lr"]), (["--epochs", "0"], ["--epochs"]), (["--batch-size", "1000"], ["--batch-size", "1000 is larger than the training split (160 samples)"]),
+        (["--val-fraction", "0"], ["--val-fraction"]), (["--val-fraction", "1.5"], ["--val-fraction"]),
+        (["--model", "7"], ["--model"]), (["--hidden", "64,x"], ["--hidden"]), (["--hidden", "64,0"], ["--hidden"]),
+        (["--bn", "batch"], ["--bn"]), (["--optimizer", "sgd"], ["--optimizer"]), (["--collective-timeout", "-1"], ["--collective-timeout"]),
+    ]
+
+    /// `train` in `tmp` with the synthetic data, up to its flags.
+    func trainCommand(in tmp: String) throws -> [String] {
+        try writeSyntheticDataset(to: tmp + "/data", train: 200, test: 50)
+        return ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run"]
+    }
+
+    func testBadFlags() throws {
+        let base = try trainCommand(in: try temporaryDirectory(self))
+        for (flags, needles) in badFlagCases { try expectOneLine(np: 1, base + flags, needles) }
+    }
+
+    func testBadFlagsUnderMPI() throws {
+        try requireMPI()
+        let base = try trainCommand(in: try temporaryDirectory(self))
+        // A batch smaller than the number of ranks: some rank would have no sample.
+        try expectOneLine(np: 3, base + ["--batch-size", "2"], ["--batch-size", "2 is smaller than the number of ranks (3)"])
+        for (flags, needles) in badFlagCases.prefix(3) { try expectOneLine(np: 2, base + flags, needles) }
     }
 
     func testUnwritableRunDirectory() throws {
         let tmp = try temporaryDirectory(self)
+        let base = try unwritableRunCommand(in: tmp)
+        try expectOneLine(np: 1, base, ["--run-dir", "a-file/run"])
+    }
+
+    func testUnwritableRunDirectoryUnderMPI() throws {
+        try requireMPI()
+        let tmp = try temporaryDirectory(self)
+        try expectOneLine(np: 2, try unwritableRunCommand(in: tmp), ["rank 0", "--run-dir", "a-file/run"])
+    }
+
+    /// `train` with a run directory below a plain file.
+    func unwritableRunCommand(in tmp: String) throws -> [String] {
         try writeSyntheticDataset(to: tmp + "/data", train: 200, test: 50)
         _ = FileManager.default.createFile(atPath: tmp + "/a-file", contents: Data("x".utf8))
-        try expectOneLine(np: 1, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["--run-dir", "a-file/run"])
-        if (try? mpirunPath()) != nil {
-            try expectOneLine(np: 2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small, ["rank 0", "--run-dir"])
-        }
+        return ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/a-file/run"] + small
     }
 
     // MARK: - Faults

@@ -188,7 +188,11 @@ public final class MatrixEngine: @unchecked Sendable {
     }
 
     /// Number of distinct product shapes met so far (each has its primitive).
-    public var primitiveCount: Int { primitives.count }
+    public var primitiveCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return primitives.count
+    }
 }
 
 // MARK: - Threads and the library

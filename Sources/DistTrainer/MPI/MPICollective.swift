@@ -166,9 +166,12 @@ final class MPICollective: Collective, CommunicationTiming {
     /// 16 bits at every hop (the adding is in float32), then an allgather of the 16-bit parts. Every
     /// rank, the part's owner included, ends with the same 16-bit-rounded sums.
     func allreduceSumCompressed(_ buffer: UnsafeMutableBufferPointer<Float>, format: GradientCompression) throws {
-        guard size > 1, let base = buffer.baseAddress else { return }
-        let partition = Partition(count: buffer.count, parts: size)
+        guard let base = buffer.baseAddress else { return }
         if wire.count < buffer.count { wire = Buffer(count: buffer.count) }
+        // One rank rounds once, as SingleProcess does, so a single process trains on gradients of
+        // the same precision as a job (the protocol's promise; it returned unrounded sums before).
+        guard size > 1 else { return format.round(buffer, scratch: wire.pointer) }
+        let partition = Partition(count: buffer.count, parts: size)
         if incoming.count < buffer.count { incoming = Buffer(count: buffer.count) }
         let tag = CollectiveOperation.compressedAllreduceRing.tag
         let (right, left) = (Int32((rank + 1) % size), Int32((rank + size - 1) % size))
@@ -216,12 +219,12 @@ final class MPICollective: Collective, CommunicationTiming {
     }
 
     func broadcast(_ bytes: inout [UInt8], root: Int) throws {
-        var length: [Int32] = [Int32(bytes.count)]
-        try timed(.broadcastBytes, 1) { try MPICollective.check(MPI_Bcast(&length, 1, cmpi_int32(), Int32(root), world), "MPI_Bcast") }
-        if rank != root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
-        if length[0] > 0 {
-            try timed(.broadcastBytes, Int(length[0])) { try MPICollective.check(
-                MPI_Bcast(&bytes, length[0], cmpi_uint8(), Int32(root), world), "MPI_Bcast") }
+        // The length, then the bytes: one operation in the totals.
+        try timed(.broadcastBytes, bytes.count) {
+            var length: [Int32] = [Int32(bytes.count)]
+            try MPICollective.check(MPI_Bcast(&length, 1, cmpi_int32(), Int32(root), world), "MPI_Bcast")
+            if rank != root { bytes = [UInt8](repeating: 0, count: Int(length[0])) }
+            if length[0] > 0 { try MPICollective.check(MPI_Bcast(&bytes, length[0], cmpi_uint8(), Int32(root), world), "MPI_Bcast") }
         }
     }
 

@@ -48,5 +48,5 @@ mpirun -np "$NP" "${mpi_args[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train "${
 if python3 -c 'import matplotlib' 2>/dev/null; then
     python3 "$ROOT/scripts/plot_metrics.py" "$run_dir" | sed 's/^/train.sh: /'
 else
-    echo "train.sh: plots skipped (no matplotlib): pip install matplotlib, then python3 scripts/plot_metrics.py $run_dir"
+    echo "train.sh: plots skipped (no matplotlib): pip install matplotlib, then python3 $ROOT/scripts/plot_metrics.py $run_dir"
 fi

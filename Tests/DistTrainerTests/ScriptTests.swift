@@ -62,12 +62,14 @@ final class ScriptTests: XCTestCase {
     func testSweepScriptTakesRelativePathsFromTheCallersDirectory() throws {
         _ = try mpirunPath()
         let user = try userDirectory()
-        let r = try script("sweep.sh", ["--sweep-dir", "my sweep", "--lr", "0.005", "--batch-size", "50", "--np", "1", "--",
+        let sweep = "my sweep-\(UUID().uuidString.prefix(8))"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: repositoryPath(sweep)) }
+        let r = try script("sweep.sh", ["--sweep-dir", sweep, "--lr", "0.005", "--batch-size", "50", "--np", "1", "--",
                                         "--data-dir", "d", "--epochs", "1", "--hidden", "16", "--threads", "1"], in: user)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-        XCTAssertNotNil(try? readJSON(user + "/my sweep/model2-batch50-lr0.005/summary.json")["test"], r.stdout + r.stderr)
-        XCTAssertEqual(try? readJSON(user + "/my sweep/summary.json")["complete_runs"] as? Int, 1)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: repositoryPath("my sweep")), "the sweep went into the repository")
+        XCTAssertNotNil(try? readJSON(user + "/" + sweep + "/model2-batch50-lr0.005/summary.json")["test"], r.stdout + r.stderr)
+        XCTAssertEqual(try? readJSON(user + "/" + sweep + "/summary.json")["complete_runs"] as? Int, 1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: repositoryPath(sweep)), "the sweep went into the repository")
     }
 
     // MARK: - train.sh asks the binary where the run goes
@@ -161,8 +163,10 @@ final class ScriptTests: XCTestCase {
             ("fuzz.sh", ["idx", "soon"], "found 'soon'"),
             ("lint.sh", ["nope"], "unknown check 'nope'"),
         ]
+        // A script that ignored its arguments would build and run: this makes it fail fast instead.
+        let inert = ["DIST_TRAINER_SKIP_BUILD": "1", "DIST_TRAINER_BIN": "/nonexistent/dist-trainer"]
         for c in cases {
-            let r = try runProcess(repositoryPath("scripts/" + c.script), c.arguments, timeout: 30)
+            let r = try runProcess(repositoryPath("scripts/" + c.script), c.arguments, environment: inert, timeout: 30)
             let what = "\(c.script) \(c.arguments.joined(separator: " "))"
             XCTAssertFalse(r.timedOut, "\(what): hung")
             XCTAssertNotEqual(r.status, 0, what)

@@ -76,7 +76,8 @@ final class ScriptTests: XCTestCase {
 
     /// `--run-dir=DIR` (given), `--resume DIR` (given), no directory (new runs/<timestamp> in the
     /// caller's directory): the run and its plots go there. Help and bad flags reach the binary
-    /// unchanged: help exits 0, a bad flag fails with the binary's error; neither trains nor plots.
+    /// unchanged: help exits 0, a bad flag fails with the binary's error; neither trains nor plots,
+    /// not even with a finished run's --run-dir or --resume beside -h/--help.
     func testTrainScriptAsksTheBinaryWhereTheRunGoes() throws {
         _ = try mpirunPath()
         let user = try userDirectory()
@@ -102,11 +103,12 @@ final class ScriptTests: XCTestCase {
         XCTAssertTrue(made.range(of: #"^runs/[0-9]{8}-[0-9]{6}"#, options: .regularExpression) != nil, made)
         XCTAssertTrue(plotLines(fresh).contains { $0.contains(made) }, fresh.stdout)
 
-        for help in ["-h", "--help"] {
-            let r = try script("train.sh", [help], in: user, timeout: 60)
-            XCTAssertEqual(r.status, 0, help + ": " + r.stderr)
+        // Help, also next to a finished run's directory (which the old bash parser then plotted).
+        for help in [["-h"], ["--help"], ["--run-dir", "eq", "-h"], ["--resume", "eq", "--help"]] {
+            let r = try script("train.sh", help, in: user, timeout: 60)
+            XCTAssertEqual(r.status, 0, "\(help): \(r.stderr)")
             XCTAssertTrue(r.stdout.contains("USAGE:") && r.stdout.contains("--print-run-dir"), r.stdout)
-            XCTAssertEqual(plotLines(r), [], help)
+            XCTAssertEqual(plotLines(r), [], "\(help)")
         }
         let bad = try script("train.sh", ["--epochs", "abc"] + ["--data-dir", "d"], in: user, timeout: 60)
         XCTAssertNotEqual(bad.status, 0)

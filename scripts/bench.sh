@@ -16,6 +16,15 @@
 #   ROUNDS=5 EPOCHS=4 scripts/bench.sh
 #   CONFIGS="np=2" scripts/bench.sh      # only the configurations whose names are listed
 set -euo pipefail
+# No arguments: the settings come from the environment (above).
+case "${1:-}" in
+    "") ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$1' (it takes none; settings are environment variables, see --help)" >&2; exit 2 ;;
+esac
+for setting in ROUNDS EPOCHS; do
+    [[ "${!setting:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: $setting=${!setting}: expected a positive integer" >&2; exit 2; }
+done
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 HERE_BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,6 +51,7 @@ for c in "${ALL_CONFIGS[@]}"; do
     name="${c%%|*}"
     if [ -z "${CONFIGS:-}" ] || [[ ",${CONFIGS}," == *",$name,"* ]]; then CONFIG_LIST+=("$c"); fi
 done
+[ ${#CONFIG_LIST[@]} -gt 0 ] || { echo "bench.sh: CONFIGS=$CONFIGS names no configuration (names: $(printf '%s\n' "${ALL_CONFIGS[@]}" | cut -d'|' -f1 | paste -sd, -))" >&2; exit 2; }
 
 launch() {  # ranks -> the launcher words (a single process runs directly, as a user would)
     if [ "$1" -eq 1 ]; then echo ""; else echo "mpirun --oversubscribe -np $1"; fi

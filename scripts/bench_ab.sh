@@ -12,6 +12,7 @@
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 2; }
 for bin in "$1" "$2"; do [ -x "$bin" ] || { echo "bench_ab.sh: $bin: not an executable" >&2; exit 2; }; done
+# shellcheck source=mpi-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/mpi-env.sh"
 BINS=("$1" "$2")
 ROUNDS="${ROUNDS:-5}" EPOCHS="${EPOCHS:-3}"

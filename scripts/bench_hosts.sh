@@ -14,6 +14,15 @@
 #
 # Needs root (network namespaces). A report, not a test: compare ratios within one run.
 set -euo pipefail
+# No arguments: the settings come from the environment (above).
+case "${1:-}" in
+    "") ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 0 ;;
+    *) echo "bench_hosts.sh: unknown argument '$1' (it takes none; settings are environment variables, see --help)" >&2; exit 2 ;;
+esac
+for setting in ROUNDS EPOCHS; do
+    [[ "${!setting:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "bench_hosts.sh: $setting=${!setting}: expected a positive integer" >&2; exit 2; }
+done
 HERE_BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE_BENCH/setup.sh"
 

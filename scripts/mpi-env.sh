@@ -10,6 +10,7 @@
 # default is 1) to print where it was stuck before SIGKILL follows. Any value set in the
 # environment beforehand wins. For bare mpirun, pass the same as --mca options or put them in
 # $HOME/.openmpi/mca-params.conf (see the README's multi-node section).
+# shellcheck shell=bash
 
 : "${OMPI_MCA_oob_tcp_keepalive_time:=1}"
 : "${OMPI_MCA_oob_tcp_keepalive_intvl:=1}"

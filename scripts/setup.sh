@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # setup.sh: make this machine ready to build and run dist-trainer, then build it (release).
 #
-# Sourced by train.sh, test.sh and bench.sh; safe to run again (it only installs what is missing).
+# Sourced by train.sh, test.sh, bench.sh, bench_hosts.sh and sweep.sh; safe to run again (it only
+# installs what is missing). It never changes the caller's working directory: every path it uses is
+# absolute (under $ROOT), so the relative paths a user gives those scripts keep meaning what they
+# mean in the user's directory.
 # Installs with apt on Debian/Ubuntu: Open MPI, oneDNN, zlib and the Fashion-MNIST data set
 # package. Elsewhere it says what to install and stops. The release binary links the Swift runtime
 # and Foundation statically, so other nodes need only Open MPI, oneDNN and zlib (not Swift).
@@ -11,7 +14,6 @@
 
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -53,13 +55,14 @@ if [ "${DIST_TRAINER_SKIP_BUILD:-0}" != 1 ]; then
     line="#define DIST_TRAINER_REVISION \"$revision\""
     header="$ROOT/Sources/BuildInfo/generated_revision.h"
     [ "$(cat "$header" 2>/dev/null)" = "$line" ] || echo "$line" >"$header"
-    say "building release (log: .build/setup-build.log)"
-    mkdir -p .build
+    build_log="$ROOT/.build/setup-build.log"
+    say "building release (log: $build_log)"
+    mkdir -p "$ROOT/.build"
     # The import check makes every import of a target not declared in Package.swift an error: the
     # layering of Sources/Core is the compiler's to hold, not a convention.
-    if ! swift build -c release --product dist-trainer --static-swift-stdlib --explicit-target-dependency-import-check error \
-        >.build/setup-build.log 2>&1; then
-        grep -E 'error|warning: unable' .build/setup-build.log >&2 || tail -30 .build/setup-build.log >&2
+    if ! swift build --package-path "$ROOT" -c release --product dist-trainer --static-swift-stdlib \
+        --explicit-target-dependency-import-check error >"$build_log" 2>&1; then
+        grep -E 'error|warning: unable' "$build_log" >&2 || tail -30 "$build_log" >&2
         say "build failed"
         exit 1
     fi

@@ -26,35 +26,44 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 SWEEP_DIR="" LRS="0.005,0.001,0.0005,0.0001" MODELS="2" BATCHES="128" NP="" PARALLEL=1 HOSTFILE="" MODE=run POINT=""
 EXTRA=()
+die() { echo "sweep.sh: $*" >&2; exit 2; }
+# value OPTION "$@": OPTION's value (the next word), or one line naming OPTION when it has none.
+value() {
+    [ $# -ge 3 ] || die "$1 needs a value (see --help)"
+    [[ "$3" != --* ]] || die "$1 needs a value (found option '$3') (see --help)"
+    printf '%s' "$3"
+}
 while [ $# -gt 0 ]; do
     case "$1" in
-        --sweep-dir) SWEEP_DIR="$2"; shift 2 ;;
-        --lr) LRS="$2"; shift 2 ;;
-        --model) MODELS="$2"; shift 2 ;;
-        --batch-size) BATCHES="$2"; shift 2 ;;
-        --np) NP="$2"; shift 2 ;;
-        --parallel) PARALLEL="$2"; shift 2 ;;
-        --hostfile) HOSTFILE="$2"; shift 2 ;;
+        --sweep-dir) SWEEP_DIR="$(value "$1" "$@")"; shift 2 ;;
+        --lr) LRS="$(value "$1" "$@")"; shift 2 ;;
+        --model) MODELS="$(value "$1" "$@")"; shift 2 ;;
+        --batch-size) BATCHES="$(value "$1" "$@")"; shift 2 ;;
+        --np) NP="$(value "$1" "$@")"; shift 2 ;;
+        --parallel) PARALLEL="$(value "$1" "$@")"; shift 2 ;;
+        --hostfile) HOSTFILE="$(value "$1" "$@")"; shift 2 ;;
         --list) MODE=list; shift ;;
-        --args) MODE=args; POINT="$2"; shift 2 ;;
+        --args) MODE=args; POINT="$(value "$1" "$@")"; shift 2 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 0 ;;
-        *) echo "sweep.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) die "unknown option '$1' (see --help)" ;;
     esac
 done
 [ -n "$SWEEP_DIR" ] || SWEEP_DIR="runs/sweep-$(date +%Y%m%d-%H%M%S)"
 for flag in "${EXTRA[@]}"; do
     case "$flag" in
         --lr|--lr=*|--model|--model=*|--batch-size|--batch-size=*|--run-dir|--run-dir=*|--resume|--resume=*)
-            echo "sweep.sh: '$flag' after -- would override the grid; give the grid with sweep.sh's own --lr/--model/--batch-size" >&2
-            exit 2 ;;
+            die "'$flag' after -- would override the grid; give the grid with sweep.sh's own --lr/--model/--batch-size" ;;
     esac
 done
-[[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || { echo "sweep.sh: --parallel expects a positive integer, found '$PARALLEL'" >&2; exit 2; }
+[[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || die "--parallel expects a positive integer, found '$PARALLEL'"
+[ -z "$NP" ] || [[ "$NP" =~ ^[1-9][0-9]*$ ]] || die "--np expects a positive integer, found '$NP'"
 
 # The grid, in a fixed order (model, then batch size, then learning rate): index i is the same
 # for --list, --args and the Slurm array task id.
-names=() args=()
+# args: each point's train arguments as one line (for --list and --args; word-split by the Slurm
+# tasks); the local jobs below pass the same values as separate words (a sweep directory may hold spaces).
+names=() args=() models=() batches=() lrs=()
 IFS=',' read -r -a model_list <<<"$MODELS"
 IFS=',' read -r -a batch_list <<<"$BATCHES"
 IFS=',' read -r -a lr_list <<<"$LRS"
@@ -62,7 +71,7 @@ for m in "${model_list[@]}"; do
     for b in "${batch_list[@]}"; do
         for lr in "${lr_list[@]}"; do
             name="model${m}-batch${b}-lr${lr}"
-            names+=("$name")
+            names+=("$name") models+=("$m") batches+=("$b") lrs+=("$lr")
             args+=("--model $m --batch-size $b --lr $lr --run-dir $SWEEP_DIR/$name")
         done
     done
@@ -73,8 +82,9 @@ case "$MODE" in
         for i in "${!names[@]}"; do printf '%d %s %s %s\n' "$i" "${names[$i]}" "${args[$i]}" "${EXTRA[*]:-}"; done
         exit 0 ;;
     args)
-        [[ "$POINT" =~ ^[0-9]+$ ]] && [ "$POINT" -lt "${#names[@]}" ] \
-            || { echo "sweep.sh: --args $POINT: the grid has points 0..$(( ${#names[@]} - 1 ))" >&2; exit 2; }
+        if ! [[ "$POINT" =~ ^[0-9]+$ ]] || [ "$POINT" -ge "${#names[@]}" ]; then
+            die "--args $POINT: the grid has points 0..$(( ${#names[@]} - 1 ))"
+        fi
         echo "${args[$POINT]} ${EXTRA[*]:-}"
         exit 0 ;;
 esac
@@ -104,8 +114,10 @@ NP="${NP:-$(( $(nproc) / PARALLEL > 0 ? $(nproc) / PARALLEL : 1 ))}"
 run_point() {  # index, group
     local i="$1" g="$2" mpi=(-np "$NP")
     if [ -n "$HOSTFILE" ]; then mpi+=(--hostfile "${groups[$g]}"); else mpi+=(--oversubscribe); fi
+    # MPIRUN_ARGS holds mpirun options as one string, split into words on purpose.
     # shellcheck disable=SC2086
-    mpirun "${mpi[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train ${args[$i]} "${EXTRA[@]}" \
+    mpirun "${mpi[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train --model "${models[$i]}" --batch-size "${batches[$i]}" \
+        --lr "${lrs[$i]}" --run-dir "$SWEEP_DIR/${names[$i]}" "${EXTRA[@]}" \
         >"$SWEEP_DIR/${names[$i]}.log" 2>&1
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # train.sh: the main job — install what is missing, build, and train the seed's recipe on every
 # core of this machine (or of $HOSTFILE) with mpirun, then plot the run as the notebook does.
-# Extra flags go to `dist-trainer train`.
+# Extra flags go to `dist-trainer train`; relative paths in them (--run-dir, --data-dir, --config,
+# --resume) and in HOSTFILE mean what they mean in the directory train.sh is started from.
 #
 #   scripts/train.sh                          # Model 2, lr sweep 0.005,0.001,0.0005,0.0001, 10 epochs
 #   scripts/train.sh --lr 0.005 --epochs 20   # any flag of `dist-trainer train --help`
@@ -27,22 +28,19 @@ fi
 # More ranks than cores is allowed (slower) but must be asked for explicitly in Open MPI.
 if [ -z "${HOSTFILE:-}" ] && [ "$NP" -gt "$(nproc)" ]; then mpi_args+=(--oversubscribe); fi
 
-# The run directory: the one given with --run-dir or --resume, else a new runs/<timestamp>.
-run_dir="" next=""
-for a in "$@"; do
-    case "$next" in run) run_dir="$a" ;; resume) [ "$a" = auto ] || run_dir="$a" ;; esac
-    next=""
-    case "$a" in
-        --run-dir) next=run ;; --run-dir=*) run_dir="${a#--run-dir=}" ;;
-        --resume) next=resume ;; --resume=*) [ "${a#--resume=}" = auto ] || run_dir="${a#--resume=}" ;;
-    esac
-done
-extra=()
-if [ -z "$run_dir" ] && [[ " $* " != *" --help "* ]]; then
-    run_dir="runs/$(date +%Y%m%d-%H%M%S)"
-    extra=(--run-dir "$run_dir")
-fi
+# The run directory, as the binary sees it (`train --print-run-dir`, the same flags): "given DIR"
+# when --run-dir or --resume names it, "new DIR" (a fresh runs/<timestamp>) when neither does; this
+# run is then told that DIR. Anything else (help, a bad flag: the probe's status is non-zero or its
+# output is not that one line) goes to mpirun unchanged, so the binary reports it, and no plots.
+run_dir="" extra=()
+probe="$("$DIST_TRAINER_BIN" train --print-run-dir "$@" 2>/dev/null)" || probe=""
+case "$probe" in
+    *$'\n'*) ;;
+    "given "?*) run_dir="${probe#given }" ;;
+    "new "?*) run_dir="${probe#new }"; extra=(--run-dir "$run_dir") ;;
+esac
 
+# MPIRUN_ARGS holds mpirun options as one string, split into words on purpose.
 # shellcheck disable=SC2086
 mpirun -np "$NP" "${mpi_args[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train "${extra[@]}" "$@"
 
@@ -50,5 +48,5 @@ mpirun -np "$NP" "${mpi_args[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train "${
 if python3 -c 'import matplotlib' 2>/dev/null; then
     python3 "$ROOT/scripts/plot_metrics.py" "$run_dir" | sed 's/^/train.sh: /'
 else
-    echo "train.sh: plots skipped (no matplotlib): pip install matplotlib, then python3 scripts/plot_metrics.py $run_dir"
+    echo "train.sh: plots skipped (no matplotlib): pip install matplotlib, then python3 $ROOT/scripts/plot_metrics.py $run_dir"
 fi

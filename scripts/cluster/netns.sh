@@ -34,7 +34,11 @@
 # (also as plain strings, *_ARGS_STR). Those carry --bind-to none: each host's orted would otherwise
 # bind its first rank to core 0 of the same machine. Add "${DTCLUSTER_MPIRUN_FAILFAST_ARGS[@]}" (OOB
 # TCP keepalive 1 s/1 s/3 probes) to make mpirun end the job ~6 s after a host's link goes down.
-# Needs root, iproute2 (ip, tc), util-linux (unshare, flock).
+# The env file quotes every value (printf %q), so a state directory with spaces is fine for the
+# rsh-agent path; the ssh path refuses one (Open MPI splits plm_rsh_agent, "ssh -F CONFIG", at spaces).
+# Every command refuses an argument it does not know with one line and a non-zero exit.
+# Needs root, iproute2 (ip, tc), util-linux (unshare, flock) and python3 (netaddr.py, the subnet
+# arithmetic).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -50,27 +54,7 @@ usage() {
     exit "${1:-2}"
 }
 
-# --- IPv4 arithmetic -----------------------------------------------------------------------------
-ip2int() {  # a.b.c.d -> integer
-    local a b c d
-    IFS=. read -r a b c d <<<"$1"
-    for x in "$a" "$b" "$c" "$d"; do
-        [[ "$x" =~ ^[0-9]+$ ]] && [ "$x" -le 255 ] || return 1
-    done
-    echo $(((a << 24) | (b << 16) | (c << 8) | d))
-}
-int2ip() { echo "$((($1 >> 24) & 255)).$((($1 >> 16) & 255)).$((($1 >> 8) & 255)).$(($1 & 255))"; }
-
-# cidr_range CIDR -> "first last" of the (normalised) network; fails on a malformed CIDR.
-cidr_range() {
-    local addr="${1%/*}" len=32 n mask
-    if [[ "$1" == */* ]]; then len="${1#*/}"; fi
-    [[ "$len" =~ ^[0-9]+$ ]] && [ "$len" -le 32 ] || return 1
-    n="$(ip2int "$addr")" || return 1
-    if [ "$len" -eq 0 ]; then mask=0; else mask=$(((0xffffffff << (32 - len)) & 0xffffffff)); fi
-    echo "$((n & mask)) $(((n & mask) | (~mask & 0xffffffff)))"
-}
-
+# --- IPv4 arithmetic: netaddr.py ------------------------------------------------------------------
 # Every IPv4 network that is in use on the machine (addresses with their prefixes, routes of every
 # table except default routes), one CIDR a line.
 used_networks() {
@@ -81,16 +65,16 @@ used_networks() {
         { print $1 }'
 }
 
-# subnet_free CIDR: true when no used network overlaps it; else prints the first that does.
-subnet_free() {
-    local first last net f l
-    read -r first last < <(cidr_range "$1")
-    while read -r net; do
-        [ -n "$net" ] || continue
-        read -r f l < <(cidr_range "$net") || continue
-        if [ "$f" -le "$last" ] && [ "$l" -ge "$first" ]; then echo "$net"; return 1; fi
-    done < <(used_networks)
-    return 0
+# plan_addresses N [CIDR]: sets SUBNET, BRIDGE_ADDR, PREFIX_LEN and HOST_ADDRS (host 1..N) for N
+# hosts on CIDR or on the first free 10.77.X.0/24 (netaddr.py); dies with its one line when the
+# subnet is malformed, in use or too small.
+plan_addresses() {
+    local out
+    out="$(used_networks | python3 "$HERE/netaddr.py" plan "$@" 2>&1)" || die "${out#netaddr.py: }"
+    mapfile -t HOST_ADDRS <<<"$out"
+    read -r SUBNET BRIDGE_ADDR PREFIX_LEN <<<"${HOST_ADDRS[0]}"
+    HOST_ADDRS=("${HOST_ADDRS[@]:1}")
+    [ "${#HOST_ADDRS[@]}" -eq "$1" ] || die "netaddr.py planned ${#HOST_ADDRS[@]} addresses for $1 hosts"
 }
 
 # --- state -----------------------------------------------------------------------------------------
@@ -103,6 +87,7 @@ set_names() {  # PREFIX -> the cluster's paths and the bridge name
     JOURNAL="$STATE/created"
     HOSTS_TABLE="$STATE/hosts"
     ENV_FILE="$STATE/cluster.env"
+    SSH_DIR="$STATE/ssh"
     BRIDGE="$PREFIX-br"
 }
 
@@ -186,13 +171,20 @@ stop_pidfile() {  # PIDFILE: stop the daemon it names, if it still runs
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# value OPTION "$@": OPTION's value (the word after it); dies naming OPTION when there is none.
+value() {
+    [ $# -ge 3 ] || die "$1 needs a value"
+    [[ "$3" != --* ]] || die "$1 needs a value (found option '$3')"
+    printf '%s' "$3"
+}
+
 # prefix_only VERB ARGS...: the options of the commands whose only option is --prefix P.
 prefix_only() {
     local verb="$1"
     shift
     while [ $# -gt 0 ]; do
         case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
+            --prefix) PREFIX="$(value "$1" "$@")"; shift 2 ;;
             *) die "$verb: unknown argument '$1'" ;;
         esac
     done
@@ -255,7 +247,7 @@ cmd_down() {
     local all=0 p
     while [ $# -gt 0 ]; do
         case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
+            --prefix) PREFIX="$(value "$1" "$@")"; shift 2 ;;
             --all) all=1; shift ;;
             *) die "down: unknown argument '$1'" ;;
         esac
@@ -286,81 +278,94 @@ up_failed() {
     exit "$status"
 }
 
+# env_value NAME VALUE / env_array NAME WORDS...: one line of the env file, every word quoted for
+# bash (printf %q), so a path with spaces or quotes reads back as it was.
+env_value() { printf '%s=%q\n' "$1" "$2"; }
+env_array() {
+    local name="$1" word line=""
+    shift
+    for word in "$@"; do line+="${line:+ }$(printf '%q' "$word")"; done
+    printf '%s=(%s)\n' "$name" "$line"
+}
+
+# The mpirun options every path shares (TCP on the subnet, yield while idle, no binding).
+common_mpirun_args() {
+    COMMON_ARGS=(--mca btl "tcp,self" --mca btl_tcp_if_include "$SUBNET" --mca oob_tcp_if_include "$SUBNET"
+        --mca mpi_yield_when_idle 1 --bind-to none)
+}
+
 write_env() {
-    local hosts="$1" agent_args common
-    common="--mca btl tcp,self --mca btl_tcp_if_include $SUBNET --mca oob_tcp_if_include $SUBNET --mca mpi_yield_when_idle 1 --bind-to none"
-    agent_args="--hostfile $STATE/hostfile --mca plm_rsh_agent $AGENT $common"
+    local hosts="$1" agent_args
+    common_mpirun_args
+    agent_args=(--hostfile "$STATE/hostfile" --mca plm_rsh_agent "$AGENT" "${COMMON_ARGS[@]}")
     {
         printf '# cluster %s (%s hosts): source this file (bash). Written by scripts/cluster/netns.sh up.\n' "$PREFIX" "$N"
-        printf 'DTCLUSTER_PREFIX=%s\n' "$PREFIX"
-        printf 'DTCLUSTER_STATE=%s\n' "$STATE"
-        printf 'DTCLUSTER_SUBNET=%s\n' "$SUBNET"
-        printf 'DTCLUSTER_BRIDGE=%s\n' "$BRIDGE"
-        printf 'DTCLUSTER_BRIDGE_ADDR=%s\n' "$BRIDGE_ADDR"
-        printf 'DTCLUSTER_HOSTS="%s"\n' "$hosts"
-        printf 'DTCLUSTER_SLOTS=%s\n' "$SLOTS"
-        printf 'DTCLUSTER_HOSTFILE=%s\n' "$STATE/hostfile"
-        printf 'DTCLUSTER_HOSTFILE_ADDR=%s\n' "$STATE/hostfile-addr"
-        printf 'DTCLUSTER_RSH_AGENT=%s\n' "$AGENT"
+        env_value DTCLUSTER_PREFIX "$PREFIX"
+        env_value DTCLUSTER_STATE "$STATE"
+        env_value DTCLUSTER_SUBNET "$SUBNET"
+        env_value DTCLUSTER_BRIDGE "$BRIDGE"
+        env_value DTCLUSTER_BRIDGE_ADDR "$BRIDGE_ADDR"
+        env_value DTCLUSTER_HOSTS "$hosts"
+        env_value DTCLUSTER_SLOTS "$SLOTS"
+        env_value DTCLUSTER_HOSTFILE "$STATE/hostfile"
+        env_value DTCLUSTER_HOSTFILE_ADDR "$STATE/hostfile-addr"
+        env_value DTCLUSTER_RSH_AGENT "$AGENT"
         printf 'export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n'
         printf '# mpirun options: hosts through rsh-agent.sh (ip netns exec), TCP on the private subnet only,\n'
         printf '# ranks that yield while they wait (2 cores also run the namespaces'"'"' packet processing),\n'
         printf '# no binding (every orted would bind its first rank to core 0 of the same machine).\n'
-        printf 'DTCLUSTER_MPIRUN_COMMON_ARGS=(%s)\n' "$common"
-        printf 'DTCLUSTER_MPIRUN_ARGS=(%s)\n' "$agent_args"
-        printf 'DTCLUSTER_MPIRUN_ARGS_STR="%s"\n' "$agent_args"
+        env_array DTCLUSTER_MPIRUN_COMMON_ARGS "${COMMON_ARGS[@]}"
+        env_array DTCLUSTER_MPIRUN_ARGS "${agent_args[@]}"
+        printf '# The same as one string, for a variable that is split into words (no spaces in its paths then).\n'
+        env_value DTCLUSTER_MPIRUN_ARGS_STR "${agent_args[*]}"
         printf '# Optional: notice a lost host within ~6 s (TCP keepalive on the daemons'"'"' out-of-band connections;\n'
         printf '# Open MPI 4.1 defaults 300/20/9 s); mpirun then ends the job and the cut-off orted exits itself.\n'
-        printf 'DTCLUSTER_MPIRUN_FAILFAST_ARGS=(--mca oob_tcp_keepalive_time 1 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3)\n'
+        env_array DTCLUSTER_MPIRUN_FAILFAST_ARGS --mca oob_tcp_keepalive_time 1 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 3
     } >"$ENV_FILE"
 }
 
+# ssh_path_usable: dies when the state directory has whitespace, which the ssh path cannot carry
+# (Open MPI splits plm_rsh_agent at spaces).
+ssh_path_usable() {
+    [[ "$STATE" != *[[:space:]]* ]] \
+        || die "ssh: the state directory '$STATE' contains whitespace, which Open MPI's plm_rsh_agent (\"ssh -F CONFIG\") cannot carry; set DTCLUSTER_STATE_ROOT to a path without it"
+}
+
 cmd_up() {
-    local subnet="" ssh=0 i name addr ns veth peer first last net hosts=""
+    local subnet="" ssh=0 i name addr ns veth peer hosts=""
     N="${1:-}"
-    [[ "$N" =~ ^[1-9][0-9]*$ ]] || usage
+    [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "up N: N must be a positive number of hosts, found '$N'"
     shift
     SLOTS=1
     while [ $# -gt 0 ]; do
         case "$1" in
-            --prefix) PREFIX="${2:?--prefix needs a value}"; shift 2 ;;
-            --subnet) subnet="${2:?--subnet needs a CIDR}"; shift 2 ;;
-            --slots) SLOTS="${2:?--slots needs a number}"; shift 2 ;;
+            --prefix) PREFIX="$(value "$1" "$@")"; shift 2 ;;
+            --subnet) subnet="$(value "$1" "$@")"; shift 2 ;;
+            --slots) SLOTS="$(value "$1" "$@")"; shift 2 ;;
             --ssh) ssh=1; shift ;;
             *) die "up: unknown argument '$1'" ;;
         esac
     done
-    [[ "$SLOTS" =~ ^[1-9][0-9]*$ ]] || die "--slots: a positive number"
+    [[ "$SLOTS" =~ ^[1-9][0-9]*$ ]] || die "--slots: a positive number, found '$SLOTS'"
     require_root
     set_names "$PREFIX"
     local t
-    for t in ip tc unshare flock; do
-        command -v "$t" >/dev/null || die "needs ip and tc (iproute2), unshare and flock (util-linux)"
+    for t in ip tc unshare flock python3; do
+        command -v "$t" >/dev/null || die "$t not found: needs ip and tc (iproute2), unshare and flock (util-linux), python3"
     done
+    if [[ "$AGENT" == *[[:space:]]* ]]; then
+        say "warning: $AGENT contains whitespace; Open MPI splits plm_rsh_agent at spaces, so mpirun cannot use it"
+    fi
     lock_state
     [ ! -e "$STATE" ] || die "cluster $PREFIX exists ($STATE); run: $0 down --prefix $PREFIX"
+    if [ "$ssh" = 1 ]; then ssh_check_tools; fi
     for i in $(seq 1 "$N"); do
         [ ! -e "/run/netns/$(host_name "$i")" ] || die "a network namespace $(host_name "$i") exists already (not ours)"
         ! ip link show "$(host_veth "$i")" >/dev/null 2>&1 || die "interface $(host_veth "$i") exists already"
         [ ! -e "/etc/netns/$(host_name "$i")" ] || die "/etc/netns/$(host_name "$i") exists already"
     done
     ! ip link show "$BRIDGE" >/dev/null 2>&1 || die "interface $BRIDGE exists already"
-
-    if [ -n "$subnet" ]; then
-        cidr_range "$subnet" >/dev/null || die "--subnet '$subnet': not an IPv4 CIDR"
-        local clash
-        clash="$(subnet_free "$subnet")" || die "subnet $subnet overlaps $clash, in use on this machine (ip addr / ip route)"
-    else
-        for i in $(seq 0 255); do
-            if subnet_free "10.77.$i.0/24" >/dev/null; then subnet="10.77.$i.0/24"; break; fi
-        done
-        [ -n "$subnet" ] || die "no free 10.77.X.0/24; pass --subnet"
-    fi
-    read -r first last < <(cidr_range "$subnet")
-    local len="${subnet#*/}"
-    [ $((last - first - 2)) -ge "$N" ] || die "subnet $subnet has room for $((last - first - 2)) hosts, not $N"
-    SUBNET="$(int2ip "$first")/$len"
-    BRIDGE_ADDR="$(int2ip $((first + 1)))"
+    plan_addresses "$N" ${subnet:+"$subnet"}
 
     UP_IN_PROGRESS=1
     trap up_failed EXIT
@@ -372,13 +377,13 @@ cmd_up() {
 
     journal link "$BRIDGE"
     ip link add "$BRIDGE" type bridge
-    ip addr add "$BRIDGE_ADDR/$len" dev "$BRIDGE"
+    ip addr add "$BRIDGE_ADDR/$PREFIX_LEN" dev "$BRIDGE"
     ip link set "$BRIDGE" up
 
     if [ ! -d /etc/netns ]; then journal_shared /etc/netns; mkdir -p /etc/netns; fi
     : >"$HOSTS_TABLE.tmp"
     for i in $(seq 1 "$N"); do
-        name="$(host_name "$i")" addr="$(int2ip $((first + 1 + i)))" veth="$(host_veth "$i")" peer="$(host_peer "$i")"
+        name="$(host_name "$i")" addr="${HOST_ADDRS[$((i - 1))]}" veth="$(host_veth "$i")"
         ns="$name"
         printf '%s %s %s %s\n' "$name" "$addr" "$ns" "$veth" >>"$HOSTS_TABLE.tmp"
         hosts="${hosts:+$hosts }$name"
@@ -397,7 +402,7 @@ cmd_up() {
         ip link set "$veth" up
         ip link set "$peer" netns "$ns"
         ip -n "$ns" link set "$peer" name eth0
-        ip -n "$ns" addr add "$addr/$len" dev eth0
+        ip -n "$ns" addr add "$addr/$PREFIX_LEN" dev eth0
         ip -n "$ns" link set lo up
         ip -n "$ns" link set eth0 up
         ip -n "$ns" route add default via "$BRIDGE_ADDR" dev eth0
@@ -436,54 +441,69 @@ load_cluster() {  # for commands on an existing cluster
     SUBNET="$(cat "$STATE/subnet")"
 }
 
-ssh_up() {  # called with the lock held and the cluster's names set
-    local t name addr ns veth dir sshd
+# ssh-up's steps, in order (ssh_up), after ssh_check_tools (which its callers run before they change
+# anything). Each is called with the lock held and the cluster's names set (SSH_DIR is the
+# cluster's ssh directory); SSHD is the sshd binary.
+ssh_check_tools() {  # the programs exist, the path is usable, ssh is not up yet
+    local t
     for t in sshd ssh ssh-keygen; do
         command -v "$t" >/dev/null 2>&1 || die "ssh-up: $t not found (apt-get install openssh-server openssh-client)"
     done
-    sshd="$(command -v sshd)"
-    [ -d "$STATE/ssh" ] && die "ssh is up already for $PREFIX (ssh-down first)"
+    SSHD="$(command -v sshd)"
+    ssh_path_usable
+    [ ! -d "$SSH_DIR" ] || die "ssh is up already for $PREFIX (ssh-down first)"
     if [ "$(getent shadow root 2>/dev/null | cut -d: -f2 | cut -c1)" = "!" ]; then
         say "warning: root's password is locked ('!'); sshd with UsePAM no refuses locked accounts"
     fi
-    mkdir -m 700 "$STATE/ssh"
-    ssh-keygen -q -t ed25519 -N '' -C "dist-trainer-cluster-$PREFIX" -f "$STATE/ssh/id_ed25519"
-    printf 'from="%s" %s\n' "$SUBNET" "$(cat "$STATE/ssh/id_ed25519.pub")" >"$STATE/ssh/authorized_keys"
-    chmod 600 "$STATE/ssh/authorized_keys"
+}
+
+ssh_make_client_key() {  # the cluster's key, accepted from the cluster's subnet only
+    mkdir -m 700 "$SSH_DIR"
+    ssh-keygen -q -t ed25519 -N '' -C "dist-trainer-cluster-$PREFIX" -f "$SSH_DIR/id_ed25519"
+    printf 'from="%s" %s\n' "$SUBNET" "$(cat "$SSH_DIR/id_ed25519.pub")" >"$SSH_DIR/authorized_keys"
+    chmod 600 "$SSH_DIR/authorized_keys"
     # sshd's privilege separation directory (Debian's service creates it at boot; no service here).
     if [ ! -d /run/sshd ]; then journal_shared /run/sshd; mkdir -m 755 /run/sshd; fi
+}
 
+ssh_write_client_config() {  # ssh -F CONFIG HOST reaches every host as root with the cluster key
+    local name addr ns veth
     {
         printf '# ssh config of cluster %s (scripts/cluster/netns.sh ssh-up): ssh -F THIS HOST\n' "$PREFIX"
         while read -r name addr ns veth; do
             printf 'Host %s %s\n    HostName %s\n' "$name" "$addr" "$addr"
         done <"$HOSTS_TABLE"
         printf 'Host *\n'
-        printf '    User root\n    IdentityFile %s\n    IdentitiesOnly yes\n' "$STATE/ssh/id_ed25519"
+        printf '    User root\n    IdentityFile "%s"\n    IdentitiesOnly yes\n' "$SSH_DIR/id_ed25519"
         printf '    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    GlobalKnownHostsFile /dev/null\n'
         printf '    BatchMode yes\n    ConnectTimeout 5\n    LogLevel ERROR\n    ServerAliveInterval 5\n    ServerAliveCountMax 2\n'
-    } >"$STATE/ssh/config"
+    } >"$SSH_DIR/config"
+}
+
+ssh_write_client_wrapper() {
     # The same client for tools that take a program name without arguments (its basename is ssh, so
     # Open MPI treats it as ssh), and, first on PATH, for mpirun's default launcher. It calls the
     # real ssh by its full path, or it would find itself on that PATH.
-    mkdir -p "$STATE/ssh/bin"
     local real_ssh
+    mkdir -p "$SSH_DIR/bin"
     real_ssh="$(command -v ssh)" || die "ssh-up: ssh (openssh-client) not found"
-    [ "$real_ssh" != "$STATE/ssh/bin/ssh" ] || real_ssh=/usr/bin/ssh
-    printf '#!/bin/sh\nexec %s -F %s "$@"\n' "$real_ssh" "$STATE/ssh/config" >"$STATE/ssh/bin/ssh"
-    chmod 755 "$STATE/ssh/bin/ssh"
+    [ "$real_ssh" != "$SSH_DIR/bin/ssh" ] || real_ssh=/usr/bin/ssh
+    # shellcheck disable=SC2016  # "$@" is the wrapper's own
+    printf '#!/bin/sh\nexec %q -F %q "$@"\n' "$real_ssh" "$SSH_DIR/config" >"$SSH_DIR/bin/ssh"
+    chmod 755 "$SSH_DIR/bin/ssh"
+}
 
-    while read -r name addr ns veth; do
-        dir="$STATE/ssh/$name"
-        mkdir -m 700 "$dir"
-        ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/ssh_host_ed25519_key"
-        cat >"$dir/sshd_config" <<EOF
+ssh_start_daemon() {  # NAME ADDR NS: host NAME's sshd, on its address only, root with the cluster key only
+    local name="$1" addr="$2" ns="$3" dir="$SSH_DIR/$1"
+    mkdir -m 700 "$dir"
+    ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/ssh_host_ed25519_key"
+    cat >"$dir/sshd_config" <<EOF
 # sshd of emulated host $name (cluster $PREFIX): its address only, root with the cluster key only.
 ListenAddress $addr
 Port 22
 HostKey $dir/ssh_host_ed25519_key
 PidFile $dir/sshd.pid
-AuthorizedKeysFile $STATE/ssh/authorized_keys
+AuthorizedKeysFile $SSH_DIR/authorized_keys
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -501,43 +521,59 @@ AcceptEnv LANG LC_*
 MaxStartups 100:30:200
 Subsystem sftp internal-sftp
 EOF
-        "$sshd" -t -f "$dir/sshd_config" || die "sshd -t rejects $dir/sshd_config"
-        journal sshd "$dir/sshd.pid"
-        # sshd daemonizes and writes its pid file; its own UTS namespace carries the host's name.
-        # shellcheck disable=SC2016  # the inner shell expands these
-        ip netns exec "$ns" unshare --uts sh -c 'hostname "$1" && exec "$2" -f "$3" -E "$4"' \
-            sh "$name" "$sshd" "$dir/sshd_config" "$dir/sshd.log"
-    done <"$HOSTS_TABLE"
+    "$SSHD" -t -f "$dir/sshd_config" || die "sshd -t rejects $dir/sshd_config"
+    journal sshd "$dir/sshd.pid"
+    # sshd daemonizes and writes its pid file; its own UTS namespace carries the host's name.
+    # shellcheck disable=SC2016  # the inner shell expands these
+    ip netns exec "$ns" unshare --uts sh -c 'hostname "$1" && exec "$2" -f "$3" -E "$4"' \
+        sh "$name" "$SSHD" "$dir/sshd_config" "$dir/sshd.log"
+}
 
-    # Wait for every sshd, then check a real login on each.
+ssh_wait_for_logins() {  # every sshd answers, and a real login works on each (10 s each at most)
+    local name addr ns veth ok i
     while read -r name addr ns veth; do
-        local ok=0 i
+        ok=0
         for i in $(seq 1 50); do
-            if ssh -n -F "$STATE/ssh/config" -o ConnectTimeout=2 "$name" true 2>/dev/null; then ok=1; break; fi
+            if ssh -n -F "$SSH_DIR/config" -o ConnectTimeout=2 "$name" true 2>/dev/null; then ok=1; break; fi
             sleep 0.2
         done
-        [ "$ok" = 1 ] || die "ssh to $name ($addr) does not work; see $STATE/ssh/$name/sshd.log"
+        [ "$ok" = 1 ] || die "ssh to $name ($addr) does not work; see $SSH_DIR/$name/sshd.log"
     done <"$HOSTS_TABLE"
+}
 
-    local ssh_args
-    ssh_args="--hostfile $STATE/hostfile --mca plm_rsh_agent $STATE/ssh/bin/ssh $(sed -n 's/^DTCLUSTER_MPIRUN_COMMON_ARGS=(\(.*\))$/\1/p' "$ENV_FILE")"
+ssh_write_env() {  # the ssh part of the env file (ssh_down_locked removes it again)
+    local ssh_args str_args
+    common_mpirun_args
+    ssh_args=(--hostfile "$STATE/hostfile" --mca plm_rsh_agent "ssh -F $SSH_DIR/config" "${COMMON_ARGS[@]}")
+    str_args=(--hostfile "$STATE/hostfile" --mca plm_rsh_agent "$SSH_DIR/bin/ssh" "${COMMON_ARGS[@]}")
     {
         printf '# ssh path (netns.sh ssh-up): one sshd per host, the cluster key, this ssh config.\n'
-        printf 'DTCLUSTER_SSH_CONFIG=%s\n' "$STATE/ssh/config"
-        printf 'DTCLUSTER_SSH_KEY=%s\n' "$STATE/ssh/id_ed25519"
-        printf 'DTCLUSTER_SSH=%s\n' "$STATE/ssh/bin/ssh"
-        # shellcheck disable=SC2016  # expanded when the env file is sourced
-        printf 'DTCLUSTER_MPIRUN_SSH_ARGS=(--hostfile %s --mca plm_rsh_agent "ssh -F %s" "${DTCLUSTER_MPIRUN_COMMON_ARGS[@]}")\n' \
-            "$STATE/hostfile" "$STATE/ssh/config"
-        printf 'DTCLUSTER_MPIRUN_SSH_ARGS_STR="%s"\n' "$ssh_args"
+        env_value DTCLUSTER_SSH_CONFIG "$SSH_DIR/config"
+        env_value DTCLUSTER_SSH_KEY "$SSH_DIR/id_ed25519"
+        env_value DTCLUSTER_SSH "$SSH_DIR/bin/ssh"
+        env_array DTCLUSTER_MPIRUN_SSH_ARGS "${ssh_args[@]}"
+        env_value DTCLUSTER_MPIRUN_SSH_ARGS_STR "${str_args[*]}"
     } >>"$ENV_FILE"
-    say "ssh up: ssh -F $STATE/ssh/config HOST"
+}
+
+ssh_up() {  # one sshd per host, a key, an ssh config and client, and the env file's ssh part
+    local name addr ns veth
+    ssh_make_client_key
+    ssh_write_client_config
+    ssh_write_client_wrapper
+    while read -r name addr ns veth; do
+        ssh_start_daemon "$name" "$addr" "$ns"
+    done <"$HOSTS_TABLE"
+    ssh_wait_for_logins
+    ssh_write_env
+    say "ssh up: ssh -F $SSH_DIR/config HOST"
 }
 
 cmd_ssh_up() {
     prefix_only ssh-up "$@"
     load_cluster
     lock_state
+    ssh_check_tools   # before the trap: refusing must not stop the sshds of an ssh that is up
     trap ssh_up_failed EXIT
     trap 'exit 130' INT TERM HUP
     ssh_up
@@ -574,13 +610,21 @@ cmd_ssh_down() {
 
 # --- status, shape, links, exec --------------------------------------------------------------------------
 cmd_status() {
-    local p name addr ns veth state qdisc pids sshd
+    local p name addr ns veth state qdisc pids sshd only=""
+    # Only --prefix P (one cluster); without it every cluster.
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --prefix) only="$(value "$1" "$@")"; shift 2 ;;
+            *) die "status: unknown argument '$1'" ;;
+        esac
+    done
+    if [ -n "$only" ]; then valid_prefix "$only" || die "prefix '$only': 1-9 characters, a lower-case letter then letters or digits"; fi
     [ -d "$STATE_ROOT" ] || { echo "no clusters"; return 0; }
     local any=0
     for p in "$STATE_ROOT"/*/; do
         [ -d "$p" ] || continue
         p="$(basename "$p")"
-        if [ -n "${STATUS_PREFIX:-}" ] && [ "$p" != "$STATUS_PREFIX" ]; then continue; fi
+        if [ -n "$only" ] && [ "$p" != "$only" ]; then continue; fi
         any=1
         set_names "$p"
         printf 'cluster %s: subnet %s, bridge %s %s, state %s\n' "$p" "$(cat "$STATE/subnet" 2>/dev/null || echo '?')" \
@@ -620,7 +664,7 @@ rate_bytes() {
 
 cmd_shape() {
     local rate="${1:-}" bps burst name addr ns veth
-    [ -n "$rate" ] || die "shape RATE (e.g. 10gbit, 1gbit, 100mbit)"
+    [ -n "$rate" ] || die "shape RATE: which rate? (e.g. 10gbit, 1gbit, 100mbit)"
     shift
     prefix_only shape "$@"
     bps="$(rate_bytes "$rate")" || die "rate '$rate': a number and bit, kbit, mbit, gbit, bps, kbps, mbps or gbps"
@@ -649,7 +693,8 @@ cmd_unshape() {
 
 cmd_link() {  # up|down HOST
     local how="$1" host="${2:-}"
-    [ -n "$host" ] || die "link-$how HOST"
+    [ -n "$host" ] || die "link-$how HOST: which host?"
+    [ $# -le 2 ] || die "link-$how: unknown argument '$3' (link-$how takes one HOST)"
     require_root
     lookup_host "$host" || die "unknown host '$host'"
     ip link set "$HVETH" "$how"
@@ -658,7 +703,7 @@ cmd_link() {  # up|down HOST
 
 cmd_exec() {
     local host="${1:-}"
-    if [ -z "$host" ] || [ $# -lt 2 ]; then die "exec HOST CMD..."; fi
+    if [ -z "$host" ] || [ $# -lt 2 ]; then die "exec HOST CMD...: needs a host and a command"; fi
     shift
     require_root
     lookup_host "$host" || die "unknown host '$host'"
@@ -675,16 +720,13 @@ cmd_env() {
 
 # --- main ----------------------------------------------------------------------------------------------
 PREFIX="${DTCLUSTER_PREFIX:-dtnode}"
-[ $# -ge 1 ] || usage
+[ $# -ge 1 ] || die "a command is needed (see $PROG --help)"
 cmd="$1"
 shift
 case "$cmd" in
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
-    status)
-        STATUS_PREFIX=""
-        if [ "${1:-}" = --prefix ]; then STATUS_PREFIX="${2:?--prefix needs a value}"; fi
-        cmd_status ;;
+    status) cmd_status "$@" ;;
     ssh-up) cmd_ssh_up "$@" ;;
     ssh-down) cmd_ssh_down "$@" ;;
     shape) cmd_shape "$@" ;;
@@ -694,5 +736,5 @@ case "$cmd" in
     exec) cmd_exec "$@" ;;
     env) cmd_env "$@" ;;
     -h | --help | help) usage 0 ;;
-    *) say "unknown command '$cmd'"; usage ;;
+    *) die "unknown command '$cmd' (see $PROG --help)" ;;
 esac

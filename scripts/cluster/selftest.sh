@@ -17,6 +17,11 @@ NETNS="$HERE/netns.sh"
 BIN="${DIST_TRAINER_BIN:-$ROOT/.build/release/dist-trainer}"
 PREFIX="dts$(printf '%05d' $(($$ % 100000)))n"
 PASSED=0 FAILED=0 MPIRUN_PID=""
+case "${1:-}" in
+    "") ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 0 ;;
+    *) echo "selftest.sh: unknown argument '$1' (it takes none)" >&2; exit 2 ;;
+esac
 
 skip() { printf 'selftest: SKIP: %s\n' "$*"; exit 77; }
 ok() { PASSED=$((PASSED + 1)); printf 'ok   %s\n' "$*"; }

@@ -27,28 +27,37 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 
 SDIR="" LRS="" MODELS="" BATCHES="" NTASKS=2
 SBATCH_ARGS=() EXTRA=()
+die() { echo "submit_sweep.sh: $*" >&2; exit 2; }
+# value OPTION "$@": OPTION's value (the next word), or one line naming OPTION when it has none.
+# (--sbatch-arg's value is an sbatch option, so it may start with a dash.)
+value() {
+    [ $# -ge 3 ] || die "$1 needs a value (see --help)"
+    [ "$1" = --sbatch-arg ] || [[ "$3" != --* ]] || die "$1 needs a value (found option '$3') (see --help)"
+    printf '%s' "$3"
+}
 while [ $# -gt 0 ]; do
     case "$1" in
-        --sweep-dir) SDIR="$2"; shift 2 ;;
-        --lr) LRS="$2"; shift 2 ;;
-        --model) MODELS="$2"; shift 2 ;;
-        --batch-size) BATCHES="$2"; shift 2 ;;
-        --ntasks) NTASKS="$2"; shift 2 ;;
-        --sbatch-arg) SBATCH_ARGS+=("$2"); shift 2 ;;
+        --sweep-dir) SDIR="$(value "$1" "$@")"; shift 2 ;;
+        --lr) LRS="$(value "$1" "$@")"; shift 2 ;;
+        --model) MODELS="$(value "$1" "$@")"; shift 2 ;;
+        --batch-size) BATCHES="$(value "$1" "$@")"; shift 2 ;;
+        --ntasks) NTASKS="$(value "$1" "$@")"; shift 2 ;;
+        --sbatch-arg) SBATCH_ARGS+=("$(value "$1" "$@")"); shift 2 ;;
         --) shift; EXTRA=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 0 ;;
-        *) echo "submit_sweep.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-[[ "$NTASKS" =~ ^[1-9][0-9]*$ ]] || { echo "submit_sweep.sh: --ntasks expects a positive integer, found '$NTASKS'" >&2; exit 2; }
+[[ "$NTASKS" =~ ^[1-9][0-9]*$ ]] || die "--ntasks expects a positive integer, found '$NTASKS'"
 for a in "${EXTRA[@]}"; do
-    [[ "$a" != *[[:space:]]* ]] || { echo "submit_sweep.sh: train flag '$a' contains whitespace; not supported by the array tasks" >&2; exit 2; }
+    [[ "$a" != *[[:space:]]* ]] || die "train flag '$a' contains whitespace; not supported by the array tasks"
 done
 command -v sbatch >/dev/null 2>&1 || { echo "submit_sweep.sh: sbatch not found (is this a Slurm submit host?)" >&2; exit 1; }
 
 [ -n "$SDIR" ] || SDIR="runs/sweep-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$SDIR/slurm-logs"
 SDIR="$(cd "$SDIR" && pwd)"   # absolute: tasks may start in another directory
+[[ "$SDIR" != *[[:space:]]* ]] || die "sweep directory '$SDIR' contains whitespace; not supported by the array tasks (their train arguments are one line, split into words)"
 BIN="${DIST_TRAINER_BIN:-$ROOT/.build/release/dist-trainer}"
 [ -x "$BIN" ] || { echo "submit_sweep.sh: $BIN: not an executable; build it (swift build -c release) or set DIST_TRAINER_BIN" >&2; exit 1; }
 

@@ -46,7 +46,8 @@ skip() { printf '[slurm-test] SKIP: %s\n' "$*"; exit 77; }
 TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PIDS=() FAILED=0 NODES=1 CLUSTER="" REQUEUE=0
 while [ $# -gt 0 ]; do
     case "$1" in
-        --nodes) NODES="${2:?--nodes needs a number}"; shift 2 ;;
+        --nodes) [ $# -ge 2 ] || { echo "test_cluster.sh: --nodes needs a value (a number of nodes)" >&2; exit 2; }
+                 NODES="$2"; shift 2 ;;
         --requeue) REQUEUE=1; shift ;;
         *) echo "test_cluster.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
@@ -356,8 +357,9 @@ sys.exit(0 if same and ta == tb else 1)
 PY
         # --open-mode=append: the requeued run's log follows the first run's instead of replacing it.
         out="$TMP/train-$how-$JOB.out"
-        grep -q "(restart 0)" "$out" && grep -q "(restart 1)" "$out" && grep -q "resuming from" "$out" \
-            || fail "job $JOB ($how): $out does not hold both runs' logs (first run, then the resumed one)"
+        if ! { grep -q "(restart 0)" "$out" && grep -q "(restart 1)" "$out" && grep -q "resuming from" "$out"; }; then
+            fail "job $JOB ($how): $out does not hold both runs' logs (first run, then the resumed one)"
+        fi
         say "job $JOB ($how): requeued $restarts time(s), resumed, COMPLETED, metrics bitwise the uninterrupted run's; one log for both runs"
     done
     exit 0

@@ -155,6 +155,16 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(version.hasPrefix("dist-trainer \(DistTrainerVersion.number)"), version)
     }
 
+    /// Under mpirun, --help and --version are printed once (by rank 0), not once per rank.
+    func testHelpAndVersionPrintedOnceUnderMPI() throws {
+        _ = try mpirunPath()
+        for (arguments, marker) in [(["train", "--help"], "OVERVIEW:"), (["--version"], "dist-trainer \(DistTrainerVersion.number)")] {
+            let r = try runMPI(3, arguments, timeout: 30)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(r.stdout.components(separatedBy: marker).count - 1, 1, "\(arguments): \(r.stdout)")
+        }
+    }
+
     /// SIGUSR1 (Slurm's warning before the time limit): the step finishes, the state is saved, the
     /// exit status is 75 (requeue me), and `--resume auto` ends with the uninterrupted run's numbers.
     func testSIGUSR1SavesAndAsksForRequeue() throws {

@@ -1,7 +1,7 @@
 // dist-trainer: the command-line entry point. Subcommands live in their own files.
 //
-// Argument errors are detected before MPI starts, on every rank at once; only the launcher's
-// rank 0 prints them, so an mpirun job shows one message instead of one per rank.
+// Argument errors (and --help, --version) are detected before MPI starts, on every rank at once;
+// only the launcher's rank 0 prints them, so an mpirun job shows one message instead of one per rank.
 import ArgumentParser
 import Foundation
 
@@ -21,8 +21,11 @@ enum Main {
             try command.run()
         } catch {
             let code = DistTrainerCommand.exitCode(for: error)
-            // --help and --version are "errors" that exit 0 and print to stdout.
-            if code == .success { DistTrainerCommand.exit(withError: error) }
+            // --help and --version are "errors" that exit 0 and print to stdout: rank 0's job too.
+            if code == .success {
+                if launcherRank() == 0 { DistTrainerCommand.exit(withError: error) }
+                Foundation.exit(0)
+            }
             if launcherRank() == 0 {
                 // One write, so mpirun's own report of the failed job cannot split the line.
                 let message = DistTrainerCommand.fullMessage(for: error)

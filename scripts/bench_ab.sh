@@ -7,8 +7,11 @@
 #
 # Per configuration (one process with 1 thread, mpirun -np 2; FLAGS adds train flags) it prints the
 # median and range over the rounds of each binary's epoch time (the median of epochs 2..N, training
-# steps only, from metrics.jsonl) and the ratio B / A of the medians. A report, not a test.
-# Environment: ROUNDS, EPOCHS, FLAGS, DATA_DIR (default: the usual search of the binary).
+# steps only, from metrics.jsonl), the ratio B / A of the medians, and the median and range of the
+# ratios within a round (A and B back to back: the figure to trust on a noisy machine). A report,
+# not a test.
+# Environment: ROUNDS, EPOCHS, FLAGS, DATA_DIR (default: the usual search of the binary), ONLY
+# (one configuration's name).
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 2; }
 for bin in "$1" "$2"; do [ -x "$bin" ] || { echo "bench_ab.sh: $bin: not an executable" >&2; exit 2; }; done
@@ -22,6 +25,9 @@ data=()
 OUT="$(mktemp -d /tmp/dist-trainer-ab.XXXXXX)"
 trap 'rm -rf "$OUT"' EXIT
 CONFIGS=("np=1 threads=1" "np=2")
+if [ -n "${ONLY:-}" ]; then
+    case "$ONLY" in "np=1 threads=1" | "np=2") CONFIGS=("$ONLY") ;; *) echo "bench_ab.sh: ONLY=$ONLY: expected 'np=1 threads=1' or 'np=2'" >&2; exit 2 ;; esac
+fi
 
 # epoch_seconds RUN_DIR: the median training time of epochs 2..N.
 epoch_seconds() {
@@ -63,5 +69,8 @@ for line in open(sys.argv[1]):
 for c, name in enumerate(configs):
     a, b = times[(c, 0)], times[(c, 1)]
     ma, mb = statistics.median(a), statistics.median(b)
-    print(f"{name:16s} A {ma:.3f} s/epoch ({min(a):.3f}-{max(a):.3f})  B {mb:.3f} s/epoch ({min(b):.3f}-{max(b):.3f})  B/A {mb / ma:.3f}  ({len(a)} rounds)")
+    # A and B of one round ran back to back: their ratio cancels most of a shared machine's drift.
+    paired = [y / x for x, y in zip(a, b)]
+    print(f"{name:16s} A {ma:.3f} s/epoch ({min(a):.3f}-{max(a):.3f})  B {mb:.3f} s/epoch ({min(b):.3f}-{max(b):.3f})  "
+          f"B/A of medians {mb / ma:.3f}, paired B/A median {statistics.median(paired):.3f} ({min(paired):.3f}-{max(paired):.3f}), {len(a)} rounds")
 PY

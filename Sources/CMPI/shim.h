@@ -25,4 +25,25 @@ static inline int cmpi_success(void) { return MPI_SUCCESS; }
 static inline int cmpi_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 
+// The step's reduction of sums and maxima in one call: pairs of Doubles, the first summed, the second
+// maximised (commutative and associative; NaNs must not be passed, their max depends on the order).
+static inline void cmpi_sum_max_pairs(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const double *a = (const double *)in;
+    double *b = (double *)inout;
+    for (int i = 0; i < *len; i++) {
+        b[2 * i] += a[2 * i];
+        if (a[2 * i + 1] > b[2 * i + 1]) b[2 * i + 1] = a[2 * i + 1];
+    }
+}
+
+/// Creates the pair datatype and the sum-and-max operation over it.
+static inline int cmpi_make_sum_max(MPI_Datatype *pair, MPI_Op *op) {
+    int rc = MPI_Type_contiguous(2, MPI_DOUBLE, pair);
+    if (rc != MPI_SUCCESS) return rc;
+    rc = MPI_Type_commit(pair);
+    if (rc != MPI_SUCCESS) return rc;
+    return MPI_Op_create(cmpi_sum_max_pairs, 1, op);
+}
+
 #endif

@@ -45,6 +45,11 @@ public final class FaultyCollective: Collective, @unchecked Sendable {
         try inner.allreduceSum(buffer)
     }
 
+    public func allreduceSumAndMax(sums: UnsafeMutableBufferPointer<Double>, maxima: UnsafeMutableBufferPointer<Double>) throws {
+        if drops(.allreduceDoubleDropsLastRank) { sums.update(repeating: 0) }
+        try inner.allreduceSumAndMax(sums: sums, maxima: maxima)
+    }
+
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
         if drops(.allreduceDoubleDropsLastRank) { buffer.update(repeating: 0) }
         try inner.allreduceSum(buffer)

@@ -44,6 +44,17 @@ public final class ThreadCollective: Collective, @unchecked Sendable {
         for i in buffer.indices { buffer[i] = Self.sumInRankOrder(all, i) }
     }
 
+    public func allreduceSumAndMax(sums: UnsafeMutableBufferPointer<Double>, maxima: UnsafeMutableBufferPointer<Double>) throws {
+        let all = try exchange("allreduceSumAndMax(Double × \(sums.count), Double × \(maxima.count))",
+                               .doubles(Array(sums) + Array(maxima))).map(\.doubles)
+        for i in sums.indices { sums[i] = Self.sumInRankOrder(all.map { Array($0[0..<sums.count]) }, i) }
+        for i in maxima.indices {
+            let values = all.map { $0[sums.count + i] }
+            if values.contains(where: \.isNaN) { throw invalid("allreduceSumAndMax: a NaN among the maxima (index \(i))") }
+            maxima[i] = values.max()!
+        }
+    }
+
     /// A NaN on any rank makes both results NaN (MPI's max of a NaN depends on the order).
     public func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) {
         let values = try exchange("allreduceMinMax", .doubles([value])).map { $0.doubles[0] }

@@ -16,6 +16,11 @@ public protocol Collective: AnyObject {
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     /// Replaces `buffer` on every rank by the element-wise sum over all ranks.
     func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
+    /// Replaces `sums` by their element-wise sum and `maxima` by their element-wise maximum over all
+    /// ranks, in one operation (an exact step sends its sums and the maxima its grids need in one
+    /// message). Integer-valued sums below 2^53 are exact in any order of addition, so they come out
+    /// the same for any number of ranks; `maxima` must hold no NaN (its maximum depends on the order).
+    func allreduceSumAndMax(sums: UnsafeMutableBufferPointer<Double>, maxima: UnsafeMutableBufferPointer<Double>) throws
     /// The minimum and maximum of `value` over all ranks (used to verify that replicas agree).
     func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double)
     /// Sums `buffer` over all ranks, in place, for this rank's part only: afterwards

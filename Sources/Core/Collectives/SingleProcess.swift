@@ -12,6 +12,7 @@ public final class SingleProcess: Collective {
     public var size: Int { 1 }
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func allreduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
+    public func allreduceSumAndMax(sums: UnsafeMutableBufferPointer<Double>, maxima: UnsafeMutableBufferPointer<Double>) throws {}
     public func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) { (value, value) }
     public func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {}
     public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {}

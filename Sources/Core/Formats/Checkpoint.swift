@@ -19,6 +19,8 @@ public enum Checkpoint {
     static let firstMoments = "optimizer.exp_avg", secondMoments = "optimizer.exp_avg_sq"
     /// Prefix of the best model's tensors inside a `last` checkpoint.
     static let bestPrefix = "best."
+    /// The exact sums' bounds in a `last` checkpoint (TrainingSnapshot.sumBounds).
+    static let sumBounds = "numerics.sum_bounds"
 
     /// `best` as a standalone checkpoint of a model of `architecture`; `header` fills the
     /// configuration, data directory, ranks and threads.
@@ -43,6 +45,7 @@ public enum Checkpoint {
         tensors.append(Tensor(name: firstMoments, shape: [count], values: snapshot.moments.m))
         tensors.append(Tensor(name: secondMoments, shape: [count], values: snapshot.moments.v))
         if let best = snapshot.bestModel { tensors += best.tensors(arch, prefix: bestPrefix) }
+        tensors.append(Tensor(name: sumBounds, shape: [snapshot.sumBounds.count], values: snapshot.sumBounds))
         var header = header
         header.kind = .last
         let metadata = try header.metadata().merging(try snapshot.sweep.metadata(learningRates: snapshot.config.learningRates)) { a, _ in a }
@@ -90,7 +93,17 @@ public struct LastCheckpoint: Sendable {
                                   v: try file.tensor(Checkpoint.secondMoments, shape: [count], file: path).values)
         let sweep = try SweepState(file, path: path)
         let best = sweep.best == nil ? nil : try ModelState(file, arch: arch, path: path, prefix: Checkpoint.bestPrefix)
+        // Checkpoints of dist-trainer 0.7 have no bounds: their resumed run starts its grids afresh.
+        let bounds = file[Checkpoint.sumBounds] == nil ? [Float](repeating: 0, count: sumBoundCount(arch))
+            : try file.tensor(Checkpoint.sumBounds, shape: [sumBoundCount(arch)], file: path).values
+        guard bounds.allSatisfy({ $0 >= 0 }) else {
+            throw TrainerError("\(path): tensor \(Checkpoint.sumBounds) holds a negative or NaN bound")
+        }
         snapshot = TrainingSnapshot(config: header.config, architecture: arch, model: try ModelState(file, arch: arch, path: path),
-                                    moments: moments, sweep: sweep, bestModel: best)
+                                    moments: moments, sweep: sweep, bestModel: best, sumBounds: bounds)
     }
 }
+
+/// How many bounds of exact sums a network of `arch` keeps: four per hidden unit (Σa, Σdy, Σdy·x̂
+/// and the Dense bias gradient) and the loss's (ExactStepBuffers).
+func sumBoundCount(_ arch: Architecture) -> Int { 4 * arch.hidden.reduce(0, +) + 1 }

@@ -7,7 +7,8 @@
 // The kernels are split at the points where a data-parallel run must communicate: the per-feature
 // sums (Σa, Σa² forward; Σdy, Σdy·x̂ backward) are computed locally, may then be summed across ranks
 // (SyncBatchNorm) and are only then turned into moments or input gradients. Sums are in Double so
-// the one-pass variance E[a²] − E[a]² loses nothing that matters in Float32 results.
+// the one-pass variance E[a²] − E[a]² loses nothing that matters in Float32 results; given grids
+// (ExactSum.swift) they are exact, so that they do not depend on how the rows were split.
 //
 // The passes over a block's activations are fused where the data is the same: the ReLU active
 // counts with the forward sums, dropout with normalisation (forward) and with the gradient sums
@@ -22,22 +23,37 @@ public enum BatchNormConstants {
 
 // MARK: - Forward
 
+/// Per-column grids of exact row sums (ExactSum.swift): `scale[j]` turns a term into grid steps.
+/// A kernel given grids writes sums in grid steps and each column's largest |term| into `maxima`
+/// (merged: the caller zeroes it); without, it writes plain Double sums.
+public struct SumGrids {
+    public var scale: UnsafePointer<Double>
+    public var maxima: UnsafeMutablePointer<Double>
+    public init(scale: UnsafePointer<Double>, maxima: UnsafeMutablePointer<Double>) {
+        self.scale = scale
+        self.maxima = maxima
+    }
+}
+
 /// Local per-feature sums of a [rows × width] matrix: sums[j] = Σ a[i,j], sums[width + j] = Σ a[i,j]²,
-/// and, when `activeCounts` is given, activeCounts[j] = the number of rows with a[i,j] > 0 (in the
-/// same pass; see Network for why the count of active ReLU units matters).
+/// and activeCounts[j] = the number of rows with a[i,j] > 0 (in the same pass; see Network for why
+/// the count of active ReLU units matters). With `grids` (2 × width scales: Σa's, then Σa²'s) the
+/// sums are exact, in grid steps, and `grids.maxima[j]` gets the largest |a[i,j]| (Σa²'s maximum is
+/// its square).
 public func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Double>,
-                          activeCounts: UnsafeMutablePointer<Double>? = nil) {
+                          activeCounts: UnsafeMutablePointer<Double>? = nil, grids: SumGrids? = nil) {
     sums.update(repeating: 0, count: 2 * width)
     activeCounts?.update(repeating: 0, count: width)
     let sq = sums + width
     for i in 0..<rows {
         let row = a + i * width
-        if let counts = activeCounts {
+        if let grids {
+            let (s1, s2, m) = (grids.scale, grids.scale + width, grids.maxima)
             for j in 0..<width {
                 let v = Double(row[j])
-                sums[j] += v
-                sq[j] += v * v
-                counts[j] += row[j] > 0 ? 1 : 0
+                sums[j] += gridSteps(v, s1[j])
+                sq[j] += gridSteps(v * v, s2[j])
+                m[j] = max(m[j], abs(v))
             }
         } else {
             for j in 0..<width {
@@ -45,6 +61,9 @@ public func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, into
                 sums[j] += v
                 sq[j] += v * v
             }
+        }
+        if let counts = activeCounts {
+            for j in 0..<width { counts[j] += row[j] > 0 ? 1 : 0 }
         }
     }
 }
@@ -122,9 +141,11 @@ public func batchNormUpdateRunning(
 /// Local per-feature sums for the backward pass: sums[j] = Σ dy[i,j] (= dβ) and
 /// sums[width + j] = Σ dy[i,j] · x̂[i,j] (= dγ). With `mask` (dropout), dy is first multiplied by
 /// it, in place, in the same pass: the gradient through dropout is the mask times the gradient.
+/// With `grids` (2 × width scales, 2 × width maxima: |dy|'s, then |dy·x̂|'s) the sums are exact, in
+/// grid steps.
 public func batchNormGradientSums(
     _ dy: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
-    into sums: UnsafeMutablePointer<Double>, mask: UnsafePointer<Float>? = nil
+    into sums: UnsafeMutablePointer<Double>, mask: UnsafePointer<Float>? = nil, grids: SumGrids? = nil
 ) {
     sums.update(repeating: 0, count: 2 * width)
     let sdx = sums + width
@@ -132,11 +153,16 @@ public func batchNormGradientSums(
         let (di, xi) = (dy + i * width, xhat + i * width)
         if let mask {
             let mi = mask + i * width
+            for j in 0..<width { di[j] *= mi[j] }
+        }
+        if let grids {
+            let (s1, s2, m1, m2) = (grids.scale, grids.scale + width, grids.maxima, grids.maxima + width)
             for j in 0..<width {
-                let d = di[j] * mi[j]
-                di[j] = d
-                sums[j] += Double(d)
-                sdx[j] += Double(d * xi[j])
+                let (d, dx) = (Double(di[j]), Double(di[j] * xi[j]))
+                sums[j] += gridSteps(d, s1[j])
+                sdx[j] += gridSteps(dx, s2[j])
+                m1[j] = max(m1[j], abs(d))
+                m2[j] = max(m2[j], abs(dx))
             }
         } else {
             for j in 0..<width {
@@ -153,12 +179,13 @@ public func batchNormGradientSums(
 ///
 /// Fused into the same pass when given: the gradient through the ReLU before BatchNorm (zero where
 /// its output `reluOutput` was not positive; a > 0 exactly where the pre-activation was), and the
-/// Double column sums of the result into `biasGradient` (the gradient of the Dense bias under it).
+/// Double column sums of the result into `biasGradient` (the gradient of the Dense bias under it;
+/// with `biasGrids`, exact in grid steps, and the columns' largest |result| into its maxima).
 public func batchNormBackwardInput(
     _ grad: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
     scale: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
     sums: UnsafePointer<Double>, count: Int, coefficients: UnsafeMutablePointer<Float>,
-    reluOutput: UnsafePointer<Float>? = nil, biasGradient: UnsafeMutablePointer<Double>? = nil
+    reluOutput: UnsafePointer<Float>? = nil, biasGradient: UnsafeMutablePointer<Double>? = nil, biasGrids: SumGrids? = nil
 ) {
     // Per feature: dx = k · dy − c0 − c1 · x̂ with k = γ·invStd, c0 = k·Σdy/N, c1 = k·Σdy·x̂/N.
     let k = coefficients, c0 = coefficients + width, c1 = coefficients + 2 * width
@@ -172,7 +199,15 @@ public func batchNormBackwardInput(
     biasGradient?.update(repeating: 0, count: width)
     for i in 0..<rows {
         let (gi, xi) = (grad + i * width, xhat + i * width)
-        if let a = reluOutput, let db = biasGradient {
+        if let a = reluOutput, let db = biasGradient, let grids = biasGrids {
+            let ai = a + i * width
+            for j in 0..<width {
+                let g = ai[j] > 0 ? k[j] * gi[j] - c0[j] - c1[j] * xi[j] : 0
+                gi[j] = g
+                db[j] += gridSteps(Double(g), grids.scale[j])
+                grids.maxima[j] = max(grids.maxima[j], Double(abs(g)))
+            }
+        } else if let a = reluOutput, let db = biasGradient {
             let ai = a + i * width
             for j in 0..<width {
                 let g = ai[j] > 0 ? k[j] * gi[j] - c0[j] - c1[j] * xi[j] : 0

@@ -23,14 +23,15 @@ public struct LossTally: Equatable, Sendable {
 
 /// Computes the loss of each row of `logits` [rows × classes] against `labels`; writes the gradient
 /// (softmax − target) · gradScale into `dLogits` when it is not nil, and each row's predicted class
-/// (first maximum, as argmax) into `predictions` when it is not nil.
+/// (first maximum, as argmax) into `predictions` when it is not nil, and each row's loss into
+/// `rowLosses` when it is not nil (for sums that must not depend on how rows are split).
 ///
 /// With label smoothing ε the target is (1 − ε) · onehot + ε / classes, and the loss is the
 /// cross-entropy against it: (1 − ε) · (lse − z_y) + ε · (lse − mean_c z_c).
 public func softmaxCrossEntropy(
     logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, rows: Int, classes: Int,
     gradScale: Float, dLogits: UnsafeMutablePointer<Float>?, predictions: UnsafeMutablePointer<Int32>?,
-    smoothing: Float = 0
+    smoothing: Float = 0, rowLosses: UnsafeMutablePointer<Double>? = nil
 ) -> LossTally {
     var tally = LossTally()
     for i in 0..<rows {
@@ -43,13 +44,14 @@ public func softmaxCrossEntropy(
         let y = Int(labels[i])
         // log Σ exp(z − max) + max − z_y, formed so no large terms cancel.
         let nll = log(sum) + Double(zmax - z[y])
+        var loss = nll
         if smoothing > 0 {
             var mean = 0.0
             for c in 0..<classes { mean += Double(zmax - z[c]) }
-            tally.lossSum += Double(1 - smoothing) * nll + Double(smoothing) * (log(sum) + mean / Double(classes))
-        } else {
-            tally.lossSum += nll
+            loss = Double(1 - smoothing) * nll + Double(smoothing) * (log(sum) + mean / Double(classes))
         }
+        tally.lossSum += loss
+        rowLosses?[i] = loss
         if best == y { tally.correct += 1 }
         predictions?[i] = Int32(best)
         if let dLogits {

@@ -49,6 +49,15 @@ public final class Network {
     /// Number format of the matrix products; with bf16, the copies they read.
     public let precision: ProductPrecision
     let bf16: BF16Copies?
+    /// Bounds, grids and maxima of the step's exact sums (ExactSum.swift).
+    let exact: ExactStepBuffers
+    /// Whether the weight-gradient products read operands rounded to a grid set by their columns'
+    /// maxima (what makes them exact, so that a step does not depend on how its rows are split).
+    /// Training always does; finite-difference tests of the unrounded math turn it off.
+    public var roundsProductOperands = true
+    /// How many sums so far were redone on a grid from their own maximum (their bound was exceeded):
+    /// the first step of every run, and rarely after.
+    public internal(set) var sumRedos = 0
 
     /// `riders`: extra Double slots appended to `exactSums` for the caller (see ExactSumsLayout).
     public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32) {
@@ -72,12 +81,21 @@ public final class Network {
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
         self.precision = precision
         bf16 = precision == .bf16 ? BF16Copies(layout: layout, capacity: capacity) : nil
+        exact = ExactStepBuffers(architecture: architecture, layout: layout, exactCount: exactLayout.count, capacity: capacity)
     }
 
     /// Fresh He-initialised parameters and running statistics for `seed`.
     public func reset(seed: UInt64) {
         initializeParameters(parameters.all, layout: layout, seed: seed)
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
+        exact.bounds.zero()
+    }
+
+    /// The exact sums' bounds: part of the training state (a resumed run must make the grids the
+    /// uninterrupted one would have made), saved in `last` checkpoints.
+    public var sumBounds: [Float] {
+        get { exact.bounds.array }
+        set { exact.bounds.load(newValue) }
     }
 
     /// A copy of the parameters and running statistics.
@@ -110,18 +128,39 @@ public final class Network {
         }
     }
 
-    /// Dense layer `l`'s backward products from the gradient `dy` of its output: its weight
-    /// gradient into `gradients`, and the gradient of its input into `dx` (nil for the first layer).
-    func backwardProducts(_ l: Int, rows n: Int, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?) {
+    /// The gradient of dense layer `l`'s output (a block's pre-activation, the head's logits).
+    func outputGradient(_ l: Int) -> UnsafeMutablePointer<Float> {
+        l < blocks.count ? blocks[l].grad.pointer : dLogits.pointer
+    }
+
+    /// Dense layer `l`'s input gradient dx = dy · Wᵀ into `dx` (the gradient of layer l − 1's output),
+    /// from the gradient of its output (in bf16: its bf16 copy, refreshed here).
+    func inputGradientProduct(_ l: Int, rows n: Int, dx: UnsafeMutablePointer<Float>) {
         let slot = l < blocks.count ? layout.dense[l] : layout.head
-        let (p, g) = (parameters.pointer, gradients.pointer)
+        let dy = outputGradient(l)
         if let bf16 {
             convertToBF16(dy, count: n * slot.fanOut, into: bf16.gradients[l].pointer)
-            denseBackward(x: bf16.inputs[l].pointer, dy: bf16.gradients[l].pointer, rows: n, weight: bf16.parameters.pointer + slot.weight,
-                          fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: g + slot.weight, dx: dx)
+            MatrixEngine.shared.inputGradient(dy: bf16.gradients[l].pointer, rows: n, weight: bf16.parameters.pointer + slot.weight,
+                                              fanIn: slot.fanIn, fanOut: slot.fanOut, dx: dx)
         } else {
-            denseBackward(x: layerInput(l), dy: dy, rows: n, weight: p + slot.weight,
-                          fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: g + slot.weight, dx: dx)
+            MatrixEngine.shared.inputGradient(dy: dy, rows: n, weight: parameters.pointer + slot.weight,
+                                              fanIn: slot.fanIn, fanOut: slot.fanOut, dx: dx)
+        }
+    }
+
+    /// Dense layer `l`'s weight gradient xᵀ · dy into `gradients`, from its input and output gradient
+    /// as they are (in bf16, their bf16 copies, refreshed here from the float32 values).
+    func weightGradientProduct(_ l: Int, rows n: Int) {
+        let slot = l < blocks.count ? layout.dense[l] : layout.head
+        let (x, dy, dW) = (layerInput(l), outputGradient(l), gradients.pointer + slot.weight)
+        guard n > 0 else { return dW.update(repeating: 0, count: slot.fanIn * slot.fanOut) }
+        if let bf16 {
+            convertToBF16(x, count: n * slot.fanIn, into: bf16.inputs[l].pointer)
+            convertToBF16(dy, count: n * slot.fanOut, into: bf16.gradients[l].pointer)
+            MatrixEngine.shared.weightGradient(x: bf16.inputs[l].pointer, dy: bf16.gradients[l].pointer, rows: n,
+                                               fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: dW)
+        } else {
+            MatrixEngine.shared.weightGradient(x: x, dy: dy, rows: n, fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: dW)
         }
     }
 
@@ -143,10 +182,8 @@ public final class Network {
             refreshBF16(input: l + 1, rows: n)
         }
         forwardProduct(blocks.count, rows: n, y: logits.pointer)
-        backwardProducts(blocks.count, rows: n, dy: dLogits.pointer, dx: blocks.last?.grad.pointer)
-        for l in stride(from: blocks.count - 1, through: 0, by: -1) {
-            backwardProducts(l, rows: n, dy: blocks[l].grad.pointer, dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
-        }
+        for l in stride(from: blocks.count, through: 1, by: -1) { inputGradientProduct(l, rows: n, dx: blocks[l - 1].grad.pointer) }
+        for l in 0...blocks.count { weightGradientProduct(l, rows: n) }
     }
 
     // MARK: Training step
@@ -169,12 +206,12 @@ public final class Network {
     func normalizeForTraining(_ l: Int, _ ctx: StepContext, collective: Collective) throws {
         let (b, n, norm) = (blocks[l], ctx.rows, layout.norm[l])
         let (w, p, sync) = (b.width, parameters.pointer, ctx.batchNormMode == .sync)
-        batchNormSums(b.a.pointer, rows: n, width: w, into: b.sums.pointer, activeCounts: b.sums.pointer + 2 * w)
         if sync {
-            try collective.allreduceSum(b.sums.all)
+            try reduceForwardSums(l, ctx, collective: collective)
         } else {
             // Local statistics normalise this shard; their sums travel in the fused allreduce so
             // that every rank can merge the running statistics exactly afterwards.
+            batchNormSums(b.a.pointer, rows: n, width: w, into: b.sums.pointer, activeCounts: b.sums.pointer + 2 * w)
             (exactSums.pointer + exactLayout.statistics + statsLayout.mean[l]).update(from: b.sums.pointer, count: 2 * w)
         }
         batchNormMoments(sums: b.sums.pointer, count: sync ? ctx.globalBatch : n, width: w,
@@ -194,47 +231,71 @@ public final class Network {
 
     /// Loss of the shard against `labels` and the gradient of the *global-batch mean* loss with
     /// respect to the logits (scaled by 1 / globalBatch, so shards sum to the full gradient). Also
-    /// writes the loss sum and correct count into the fused buffer.
+    /// writes the loss sum and correct count into the fused buffer (in `sync` mode the loss sum in
+    /// grid steps of an exact sum, with the largest row loss among the final maxima). The returned
+    /// tally is this shard's, in plain Double.
     @discardableResult
     public func lossAndGradient(_ ctx: StepContext) -> LossTally {
         let tally = softmaxCrossEntropy(
             logits: logits.pointer, labels: labels.pointer, rows: ctx.rows, classes: architecture.classCount,
-            gradScale: 1 / Float(ctx.globalBatch), dLogits: dLogits.pointer, predictions: nil, smoothing: ctx.labelSmoothing)
-        exactSums.pointer[exactLayout.loss] = tally.lossSum
+            gradScale: 1 / Float(ctx.globalBatch), dLogits: dLogits.pointer, predictions: nil, smoothing: ctx.labelSmoothing,
+            rowLosses: exact.rowLosses.pointer)
+        exact.finalMaxima.zero()
+        exactSums.pointer[exactLayout.loss] = ctx.batchNormMode == .sync ? lossSteps(ctx) : tally.lossSum
         exactSums.pointer[exactLayout.loss + 1] = Double(tally.correct)
         return tally
     }
 
-    /// Backward pass from the logit gradient to every parameter gradient (this shard's part). In
-    /// `sync` mode each BatchNorm sums Σdy and Σdy·x̂ across ranks for its input gradient.
+    /// Backward pass from the logit gradient to every input gradient and per-feature gradient sum
+    /// (this shard's part); the weight gradients follow the reduction (`finishStep`). In `sync` mode
+    /// each BatchNorm sums Σdy and Σdy·x̂ across ranks for its input gradient.
     public func backward(_ ctx: StepContext, collective: Collective) throws {
         let n = ctx.rows
-        backwardProducts(blocks.count, rows: n, dy: dLogits.pointer, dx: blocks.last?.grad.pointer)
-        columnSums(dLogits.pointer, rows: n, width: layout.head.fanOut, into: exactSums.pointer + exactLayout.bias[blocks.count])
+        if let last = blocks.last { inputGradientProduct(blocks.count, rows: n, dx: last.grad.pointer) }
+        let head = exactSums.pointer + exactLayout.bias[blocks.count]
+        if ctx.batchNormMode == .sync {
+            let scale = exact.headScale.pointer
+            let grid = sumGrid(bound: 1 / Double(ctx.globalBatch), rows: ctx.globalBatch)
+            for j in 0..<architecture.classCount { scale[j] = grid.scale }
+            columnSums(dLogits.pointer, rows: n, width: layout.head.fanOut, into: head,
+                       grids: SumGrids(scale: scale, maxima: exact.finalMaxima.pointer + exact.outputMaxima[blocks.count]))
+        } else {
+            columnSums(dLogits.pointer, rows: n, width: layout.head.fanOut, into: head)
+        }
         for l in stride(from: blocks.count - 1, through: 0, by: -1) {
             try normalizeBackward(l, ctx, collective: collective)
-            backwardProducts(l, rows: n, dy: blocks[l].grad.pointer, dx: l > 0 ? blocks[l - 1].grad.pointer : nil)
+            if l > 0 { inputGradientProduct(l, rows: n, dx: blocks[l - 1].grad.pointer) }
         }
     }
 
     /// Block `l` backward from the gradient of its output to the gradient of its Dense output (in
     /// place in `grad`): dropout, BatchNorm (its dγ, dβ into the exact sums), ReLU, and the Dense
-    /// bias gradient in Double.
+    /// bias gradient in Double (in `sync` mode exact, in grid steps).
     func normalizeBackward(_ l: Int, _ ctx: StepContext, collective: Collective) throws {
         let (b, n, norm, e) = (blocks[l], ctx.rows, layout.norm[l], exactSums.pointer)
         let (w, dy, sync) = (b.width, b.grad.pointer, ctx.batchNormMode == .sync)
-        batchNormGradientSums(dy, xhat: b.xhat.pointer, rows: n, width: w, into: b.gradSums.pointer, mask: b.mask?.pointer)
-        // This shard's dβ = Σdy and dγ = Σdy·x̂, summed over ranks with the other exact sums.
-        (e + exactLayout.shift[l]).update(from: b.gradSums.pointer, count: w)
-        (e + exactLayout.scale[l]).update(from: b.gradSums.pointer + w, count: w)
-        if sync { try collective.allreduceSum(b.gradSums.all) }
+        if sync {
+            try reduceBackwardSums(l, ctx, collective: collective)
+        } else {
+            batchNormGradientSums(dy, xhat: b.xhat.pointer, rows: n, width: w, into: b.gradSums.pointer, mask: b.mask?.pointer)
+            // This shard's dβ = Σdy and dγ = Σdy·x̂, summed over ranks with the other exact sums.
+            (e + exactLayout.shift[l]).update(from: b.gradSums.pointer, count: w)
+            (e + exactLayout.scale[l]).update(from: b.gradSums.pointer + w, count: w)
+        }
         let db = e + exactLayout.bias[l]
+        let grids = sync ? biasGrids(l, ctx) : nil
         batchNormBackwardInput(dy, xhat: b.xhat.pointer, rows: n, width: w, scale: parameters.pointer + norm.scale,
                                invStd: b.invStd.pointer, sums: b.gradSums.pointer, count: sync ? ctx.globalBatch : n,
-                               coefficients: b.coefficients.pointer, reluOutput: b.a.pointer, biasGradient: db)
-        // Units active on every row normalised together: the bias gradient is exactly zero.
-        let active = b.sums.pointer + 2 * w
-        let together = Double(sync ? ctx.globalBatch : n)
+                               coefficients: b.coefficients.pointer, reluOutput: b.a.pointer, biasGradient: db, biasGrids: grids)
+        zeroAlwaysActiveBiases(l, ctx)
+    }
+
+    /// Units active on every row normalised together: their bias gradient is exactly zero (what
+    /// Float arithmetic leaves there is rounding noise, which Adam would turn into full-size steps).
+    func zeroAlwaysActiveBiases(_ l: Int, _ ctx: StepContext) {
+        let (w, db) = (blocks[l].width, exactSums.pointer + exactLayout.bias[l])
+        let active = blocks[l].sums.pointer + 2 * w
+        let together = Double(ctx.batchNormMode == .sync ? ctx.globalBatch : ctx.rows)
         for j in 0..<w where active[j] == together { db[j] = 0 }
     }
 
@@ -278,19 +339,16 @@ public final class Network {
     }
 
     /// The part of a data-parallel step before the weight gradients are reduced: forward, loss,
-    /// backward, the Double reduction of the per-feature values and the running-statistics merge.
-    /// Afterwards `gradients` holds this rank's partial weight gradients (its shard's share of the
-    /// global-batch mean), and `exactSums` the global per-feature gradients, loss and correct count.
-    /// The data-parallel optimizer (ShardedAdam, or ReplicatedAdam with compressed gradients) then
-    /// reduces the weight gradients in its step.
+    /// backward, then `finishStep` (the reduction of the per-feature values and the local weight
+    /// gradients). Afterwards `gradients` holds this rank's partial weight gradients (its shard's
+    /// share of the global-batch mean), and `exactSums` the global per-feature gradients, loss and
+    /// correct count. The data-parallel optimizer (ShardedAdam, or ReplicatedAdam with compressed
+    /// gradients) then reduces the weight gradients in its step.
     public func computeLocalGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
         try forwardTrain(ctx, collective: collective)
         lossAndGradient(ctx)
         try backward(ctx, collective: collective)
-        try collective.allreduceSum(exactSums.all)
-        if ctx.batchNormMode == .local { mergeRunningStatistics(globalBatch: ctx.globalBatch) }
-        let e = exactSums.pointer
-        return LossTally(lossSum: e[exactLayout.loss], correct: Int(e[exactLayout.loss + 1].rounded()))
+        return try finishStep(ctx, collective: collective)
     }
 
     /// A whole data-parallel gradient computation: `computeLocalGradients`, then one allreduce of all

@@ -5,7 +5,7 @@
 enum CollectiveOperation: Int, CaseIterable, Sendable {
     case none = 0
     case allreduceFloat, allreduceDouble, allreduceMinMax, broadcastBuffer, broadcastBytes, barrier
-    case reduceScatterRing, allgather, compressedAllreduceRing
+    case reduceScatterRing, allgather, compressedAllreduceRing, allreduceSumAndMax
     /// MPI_Init_thread and the collectives of MPICollective.init.
     case startup
 
@@ -22,6 +22,7 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
         case .reduceScatterRing: return "reduce-scatter (MPI_Sendrecv ring)"
         case .allgather: return "MPI_Allgatherv"
         case .compressedAllreduceRing: return "16-bit allreduce (MPI_Sendrecv ring)"
+        case .allreduceSumAndMax: return "MPI_Allreduce (sums and maxima)"
         case .startup: return "MPI start-up"
         }
     }

@@ -32,6 +32,9 @@ final class MPICollective: Collective, CommunicationTiming {
     private var watchdog: Watchdog?
     /// Receive buffer of the reduce-scatter, sized once to the largest part.
     private var scratch = Buffer<Float>(count: 0)
+    /// The sum-and-max reduction: its pair datatype, operation, and buffer of pairs (grown once).
+    private var sumMaxPair: MPI_Datatype? = nil, sumMaxOp: MPI_Op? = nil
+    private var pairs = Buffer<Double>(count: 0)
     /// The 16-bit ring's outgoing and incoming values, sized once to the gradient buffer.
     private var wire = Buffer<UInt16>(count: 0), incoming = Buffer<UInt16>(count: 0)
 
@@ -65,6 +68,7 @@ final class MPICollective: Collective, CommunicationTiming {
             MPI_Allreduce(cmpi_in_place(), &leaders, 1, cmpi_int32(), cmpi_op_sum(), world), "MPI_Allreduce")
         nodeCount = Int(leaders[0])
         hostNames = try MPICollective.gatherHostNames(world, size: size)
+        try MPICollective.check(cmpi_make_sum_max(&sumMaxPair, &sumMaxOp), "MPI_Op_create")
         watchdog?.leave()
         // Across hosts, the launcher gets a few seconds to notice a lost host before a rank's exit
         // (see Watchdog.end); on one node nothing can be lost and the exit is immediate.
@@ -127,6 +131,23 @@ final class MPICollective: Collective, CommunicationTiming {
         try timed(.allreduceDouble, buffer.count) { try MPICollective.check(
             MPI_Allreduce(cmpi_in_place(), buffer.baseAddress, Int32(buffer.count), cmpi_double(), cmpi_op_sum(), world),
             "MPI_Allreduce") }
+    }
+
+    /// One MPI_Allreduce of (sum, max) pairs with a user-defined operation: sums and maxima travel
+    /// in one message, the shorter list padded with zeros.
+    func allreduceSumAndMax(sums: UnsafeMutableBufferPointer<Double>, maxima: UnsafeMutableBufferPointer<Double>) throws {
+        let n = max(sums.count, maxima.count)
+        guard size > 1, n > 0 else { return }
+        if pairs.count < 2 * n { pairs = Buffer(count: 2 * n) }
+        let p = pairs.pointer
+        for i in 0..<n {
+            p[2 * i] = i < sums.count ? sums[i] : 0
+            p[2 * i + 1] = i < maxima.count ? maxima[i] : 0
+        }
+        try timed(.allreduceSumAndMax, 2 * n) { try MPICollective.check(
+            MPI_Allreduce(cmpi_in_place(), p, Int32(n), sumMaxPair, sumMaxOp, world), "MPI_Allreduce") }
+        for i in 0..<sums.count { sums[i] = p[2 * i] }
+        for i in 0..<maxima.count { maxima[i] = p[2 * i + 1] }
     }
 
     func allreduceMinMax(_ value: Double) throws -> (min: Double, max: Double) {

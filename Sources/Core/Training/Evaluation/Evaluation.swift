@@ -3,8 +3,9 @@
 // do not copy).
 //
 // The split is divided among the ranks in contiguous parts; each rank runs its part in chunks of
-// the network's capacity and the per-rank loss sums and confusion counts are summed with one
-// allreduce, so the result is the same for any number of ranks and every rank receives it.
+// the network's capacity and the per-rank loss sums (exact: on a grid set by the largest row loss)
+// and confusion counts are summed, so the result is the same bits for any number of ranks and every
+// rank receives it.
 import Collectives
 import Kernels
 import Model
@@ -19,6 +20,7 @@ public func evaluate(_ net: Network, on images: LabeledImages, collective: Colle
     // [loss sum, confusion counts row-major]; Doubles count exactly up to 2^53.
     let totals = Buffer<Double>(count: 1 + classes * classes)
     let predictions = Buffer<Int32>(count: net.capacity)
+    let rowLosses = Buffer<Double>(count: part.count)
     var indices = [Int](repeating: 0, count: net.capacity)
     var start = part.lowerBound
     while start < part.upperBound {
@@ -28,15 +30,23 @@ public func evaluate(_ net: Network, on images: LabeledImages, collective: Colle
         net.forwardInference(rows: n)
         let tally = softmaxCrossEntropy(
             logits: net.logits.pointer, labels: net.labels.pointer, rows: n, classes: classes,
-            gradScale: 0, dLogits: nil, predictions: predictions.pointer)
-        totals.pointer[0] += tally.lossSum
+            gradScale: 0, dLogits: nil, predictions: predictions.pointer, rowLosses: rowLosses.pointer + (start - part.lowerBound))
+        _ = tally
         logits?.advanced(by: start * classes).update(from: net.logits.pointer, count: n * classes)
         for i in 0..<n {
             totals.pointer[1 + Int(net.labels.pointer[i]) * classes + Int(predictions.pointer[i])] += 1
         }
         start += n
     }
+    // The loss sum exact, so the same for any split (ExactSum.swift): the largest row loss of the
+    // split first, then the sum on the grid it sets, reduced with the confusion counts.
+    let largest = Buffer<Double>(count: 1)
+    for i in 0..<part.count { largest.pointer[0] = rowLosses.pointer[i].isFinite ? max(largest.pointer[0], rowLosses.pointer[i]) : .infinity }
+    try collective.allreduceSumAndMax(sums: UnsafeMutableBufferPointer(start: nil, count: 0), maxima: largest.all)
+    let grid = sumGrid(bound: largest.pointer[0], rows: max(images.count, 1))
+    for i in 0..<part.count { totals.pointer[0] += gridSteps(rowLosses.pointer[i], grid.scale) }
     try collective.allreduceSum(totals.all)
+    totals.pointer[0] /= grid.scale
     var confusion = ConfusionMatrix(classes: classes)
     for t in 0..<classes {
         for p in 0..<classes { confusion.counts[t][p] = Int(totals.pointer[1 + t * classes + p]) }

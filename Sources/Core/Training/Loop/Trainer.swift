@@ -48,10 +48,9 @@ public final class Trainer {
     public internal(set) var diverged: [Int] = []
     /// The learning rate of the last step (the schedule's value).
     var lastLearningRate = 0.0
-    /// With --accumulate: the sums of the earlier minibatches' local weight gradients and of their
-    /// (already reduced) per-feature gradients; allocated once, empty without accumulation.
-    let accumulatedGradients: Buffer<Float>
-    let accumulatedExact: Buffer<Double>
+    /// With `accumulate` K > 1: the sum of the step's reduced minibatch gradients so far, in Double
+    /// (this rank's updated part); allocated once, empty without accumulation.
+    let accumulatedGradients: Buffer<Double>
 
     /// Rows evaluated at once in inference mode (bounded for memory, large for sgemm efficiency).
     public static let evaluationChunk = 256
@@ -73,7 +72,6 @@ public final class Trainer {
         stepsPerEpoch = split.train.count / config.samplesPerStep
         let accumulating = config.accumulate > 1
         accumulatedGradients = Buffer(count: accumulating ? network.layout.count : 0)
-        accumulatedExact = Buffer(count: accumulating ? network.exactLayout.loss : 0)
         startLearningRate()
     }
 
@@ -163,7 +161,11 @@ public final class Trainer {
             if isRoot { observer?.diverged(lr: base, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
             return false
         }
-        try optimizer.step(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
+        if config.accumulate > 1 {
+            try optimizer.update(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
+        } else {
+            try optimizer.step(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
+        }
         position.stepInEpoch += 1
         position.epochLossSum += tally.lossSum / Double(samples)
         position.epochAccuracySum += Double(tally.correct) / Double(samples)
@@ -179,13 +181,14 @@ public final class Trainer {
         return true
     }
 
-    /// The local gradients of the step at `position`, ready for the optimizer's reduction: those of
-    /// one global minibatch, or with --accumulate K the mean over K consecutive minibatches (each
-    /// normalised by BatchNorm on its own, each with its own dropout masks, numbered as if they were
-    /// steps of an unaccumulated run). The per-feature gradients are reduced with every minibatch
-    /// (they travel with the BatchNorm sums and the loss), the weight gradients only once, by the
-    /// optimizer. `vote` is this rank's stop vote. Returns the loss and correct count summed over
-    /// the step's samples.
+    /// The gradients of the step at `position`: one global minibatch's local gradients, ready for
+    /// the optimizer's reduction; or with `accumulate` K the mean over K consecutive minibatches
+    /// (each normalised by BatchNorm on its own, each with its own dropout masks, numbered as if they
+    /// were steps of an unaccumulated run), each reduced as it is computed and averaged in Double in
+    /// minibatch order, ready for the optimizer's update. (A minibatch's reduced gradient is exact,
+    /// the same on any number of ranks; the rank partials of several minibatches, on grids of their
+    /// own, would not add up exactly.) `vote` is this rank's stop vote. Returns the loss and correct
+    /// count summed over the step's samples.
     func computeStepGradients(order: [Int], dropoutKey: RandomKey, vote: Bool) throws -> LossTally {
         let (k, batch) = (config.accumulate, config.batchSize)
         let augmentation = config.augmentShift > 0
@@ -205,26 +208,26 @@ public final class Trainer {
             let tally = try network.computeLocalGradients(ctx, collective: collective)
             total.lossSum += tally.lossSum
             total.correct += tally.correct
-            if k > 1 { accumulate(minibatch: micro, of: k) }
+            if k > 1 {
+                try optimizer.reduce(network, collective: collective)
+                accumulate(minibatch: micro, of: k)
+            }
         }
         return total
     }
 
-    /// Adds minibatch `micro` (of `k`), just computed, to the step's sums; after the last one,
-    /// leaves their mean in the network's gradient buffers, where the optimizer step expects it.
+    /// Adds minibatch `micro` (of `k`), just reduced, to the step's sum; after the last one leaves
+    /// their mean in this rank's part of the gradient buffer, where the optimizer's update reads it.
     func accumulate(minibatch micro: Int, of k: Int) {
-        let (g, acc, n) = (network.gradients.pointer, accumulatedGradients.pointer, network.layout.count)
-        let (e, eacc, m) = (network.exactSums.pointer, accumulatedExact.pointer, network.exactLayout.loss)
+        let (g, acc, range) = (network.gradients.pointer, accumulatedGradients.pointer, optimizer.updatedRange)
         if micro == 0 {
-            acc.update(from: g, count: n)
-            eacc.update(from: e, count: m)
-        } else if micro < k - 1 {
-            for i in 0..<n { acc[i] += g[i] }
-            for i in 0..<m { eacc[i] += e[i] }
+            for i in range { acc[i] = Double(g[i]) }
         } else {
-            let (scale, exactScale) = (1 / Float(k), 1 / Double(k))
-            for i in 0..<n { g[i] = (g[i] + acc[i]) * scale }
-            for i in 0..<m { e[i] = (e[i] + eacc[i]) * exactScale }
+            for i in range { acc[i] += Double(g[i]) }
+        }
+        if micro == k - 1 {
+            let inverse = 1 / Double(k)
+            for i in range { g[i] = Float(acc[i] * inverse) }
         }
     }
 

@@ -15,7 +15,8 @@ extension Trainer {
             position: position, optimizerStep: adam.step, history: history, best: best?.record, diverged: diverged,
             data: DataShape(trainSamples: train.count, validationSamples: validation.count, inputWidth: train.width))
         return TrainingSnapshot(config: config, architecture: network.architecture, model: network.state,
-                                moments: AdamMoments(m: adam.m.array, v: adam.v.array), sweep: sweep, bestModel: best?.state)
+                                moments: AdamMoments(m: adam.m.array, v: adam.v.array), sweep: sweep, bestModel: best?.state,
+                                sumBounds: network.sumBounds)
     }
 
     /// Restores `snapshot` (read from `path`, named in errors).
@@ -30,6 +31,7 @@ extension Trainer {
         }
         try sweep.validate(config: config, savedEpochs: snapshot.config.epochs, stepsPerEpoch: stepsPerEpoch, path: path)
         network.load(snapshot.model)
+        network.sumBounds = snapshot.sumBounds
         adam.m.load(snapshot.moments.m)
         adam.v.load(snapshot.moments.v)
         adam.step = sweep.optimizerStep

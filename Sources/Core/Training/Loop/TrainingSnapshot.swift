@@ -18,15 +18,18 @@ public struct TrainingSnapshot: Sendable {
     public var sweep: SweepState
     /// The best model so far; its epoch record is `sweep.best`.
     public var bestModel: ModelState?
+    /// The bounds of the exact sums (Network.sumBounds): the next step's grids depend on them.
+    public var sumBounds: [Float]
 
     public init(config: TrainingConfig, architecture: Architecture, model: ModelState, moments: AdamMoments,
-                sweep: SweepState, bestModel: ModelState?) {
+                sweep: SweepState, bestModel: ModelState?, sumBounds: [Float]) {
         self.config = config
         self.architecture = architecture
         self.model = model
         self.moments = moments
         self.sweep = sweep
         self.bestModel = bestModel
+        self.sumBounds = sumBounds
     }
 }
 

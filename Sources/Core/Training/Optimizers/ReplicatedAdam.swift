@@ -18,9 +18,14 @@ public final class ReplicatedAdam: DataParallelOptimizer {
         self.compression = compression
     }
 
-    public func step(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
+    public var updatedRange: Range<Int> { 0..<adam.m.count }
+
+    public func reduce(_ network: Network, collective: Collective) throws {
         try collective.allreduceSumCompressed(network.gradients.all, format: compression)
         network.writeExactGradients(into: network.gradients.pointer, range: 0..<network.layout.count)
+    }
+
+    public func update(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
         adam.update(params: network.parameters.pointer, grads: network.gradients.pointer, lr: lr,
                     weightDecay: weightDecay, decayed: network.layout.denseWeights)
     }

@@ -24,14 +24,20 @@ public final class ShardedAdam: DataParallelOptimizer {
         partition = Partition(count: adam.m.count, parts: collective.size)
     }
 
-    /// One step: reduce-scatter of the weight gradients (in place), Adam on this rank's part,
-    /// allgather of the parameters.
-    public func step(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
-        let range = partition.range(rank)
+    public var updatedRange: Range<Int> { partition.range(rank) }
+
+    /// The reduce-scatter of the weight gradients (in place), and this rank's part of the exactly
+    /// reduced per-feature gradients.
+    public func reduce(_ network: Network, collective: Collective) throws {
+        let range = updatedRange
         try collective.reduceScatterSum(network.gradients.all, partition: partition)
-        let part = network.gradients.pointer + range.lowerBound
-        network.writeExactGradients(into: part, range: range)
-        adam.update(params: network.parameters.pointer, grads: part, range: range, lr: lr,
+        network.writeExactGradients(into: network.gradients.pointer + range.lowerBound, range: range)
+    }
+
+    /// Adam on this rank's part, then the allgather of the parameters.
+    public func update(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
+        let range = updatedRange
+        adam.update(params: network.parameters.pointer, grads: network.gradients.pointer + range.lowerBound, range: range, lr: lr,
                     weightDecay: weightDecay, decayed: network.layout.denseWeights)
         try collective.allgather(network.parameters.all, partition: partition)
     }

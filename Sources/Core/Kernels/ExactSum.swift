@@ -1,0 +1,108 @@
+// ExactSum: sums over the rows of a batch that come out bit for bit the same however the rows are
+// divided among ranks and in whatever order the parts are added — the reason a run's numbers do not
+// depend on the number of processes, threads or hosts that computed them.
+//
+// Floating-point addition is not associative, so a sum split into rank partials differs in its last
+// bits from the sum in one piece. It is associative when every term lies on a common grid and every
+// partial sum fits the mantissa: then no addition rounds. Two uses of that here (Demmel & Nguyen's
+// "pre-rounding to a grid set by a maximum"):
+//  - Row sums in Double (BatchNorm's Σa, Σa², Σdy, Σdy·x̂, the Dense bias gradients, the loss): each
+//    term is rounded to a grid 53 − ⌈log₂ rows⌉ bits below a limit, so any partial sum of the batch's
+//    rows is an integer number of grid steps below 2⁵³. The limit must be known before the sum, on
+//    every rank alike: it is the column's maximum of the previous step with `sumHeadroomBits` bits
+//    of headroom. After the reduction every rank knows the true maximum (it travels with the sums);
+//    if it broke the limit the sum is redone on a grid from that maximum (rare: a column that grew
+//    256× in one step, and the first step of a run).
+//  - The weight-gradient products: both operands are rounded to `productBits(rows:)` bits below
+//    their column's maximum over the global batch, so every product is an integer of ≤ 2·s bits on
+//    the grid of its (row, column) pair and every partial sum of up to `rows` of them stays below
+//    2²⁴: oneDNN's float32 accumulation, in whatever blocking and thread split, and the reduction
+//    across ranks, are exact. (Such operands have ≤ 8 significant bits, so bf16 holds them exactly.)
+// Not here: which sums a step makes and when (Network), the reductions (Collectives).
+
+/// Bits of headroom of a row sum's limit over the previous step's maximum.
+public let sumHeadroomBits = 8
+
+/// ⌈log₂ n⌉ for n ≥ 1 (0 for n ≤ 1).
+@inline(__always)
+public func ceilLog2(_ n: Int) -> Int { n <= 1 ? 0 : Int.bitWidth - (n - 1).leadingZeroBitCount }
+
+/// The grid of an exact row sum of up to `rows` terms whose magnitudes are at most `bound` times
+/// 2^`headroom`: a term times `scale` (a power of two), rounded to the nearest integer, is its number
+/// of grid steps; `limit` is the largest magnitude the grid holds exactly. A bound of 0 (no history)
+/// gives limit 0, so any non-zero term calls for a redo; a non-finite bound (a diverged run) gives
+/// an unlimited grid of scale 1, where nothing is exact any more and nothing is redone.
+@inline(__always)
+public func sumGrid(bound: Double, rows: Int, headroom: Int = sumHeadroomBits) -> (scale: Double, limit: Double) {
+    guard bound.isFinite else { return (1, .infinity) }
+    guard bound > 0 else { return (1, 0) }
+    let e = Int(bound.exponent) + 1 + headroom  // bound < 2^(exponent + 1)
+    // One bit of slack below 2⁵³: a term at the limit rounds to at most half the steps a partial
+    // sum may hold, so no partial sum of ≤ rows terms can round.
+    let gridExponent = e + ceilLog2(rows) - 52
+    return (Double(sign: .plus, exponent: -gridExponent, significand: 1), Double(sign: .plus, exponent: e, significand: 1))
+}
+
+/// `sumGrid` for every column: `scale[j]`, `limit[j]` from `bounds[j]`.
+public func sumGrids(bounds: UnsafePointer<Double>, count: Int, rows: Int,
+                     scale: UnsafeMutablePointer<Double>, limit: UnsafeMutablePointer<Double>) {
+    for j in 0..<count { (scale[j], limit[j]) = sumGrid(bound: bounds[j], rows: rows) }
+}
+
+/// Whether every column's maximum is within its limit (the sums on that grid were exact).
+public func withinLimits(_ maxima: UnsafePointer<Double>, _ limit: UnsafePointer<Double>, count: Int) -> Bool {
+    for j in 0..<count where !(maxima[j] <= limit[j]) { return false }
+    return true
+}
+
+/// The steps of a term on its grid: round to nearest, ties to even (one instruction, exact).
+@inline(__always)
+public func gridSteps(_ v: Double, _ scale: Double) -> Double { (v * scale).rounded(.toNearestOrEven) }
+
+// MARK: - Operands of exact products
+
+/// Bits below their column's maximum to which a product's operands are rounded so that sums of up to
+/// `rows` products stay exact in float32 (2·s + ⌈log₂ rows⌉ ≤ 24), at most 8 (bf16's precision).
+public func productBits(rows: Int) -> Int { min(8, (24 - ceilLog2(rows)) / 2) }
+
+/// Per-column maxima of |m| over the rows of a [rows × width] matrix, merged into `maxima` (which the
+/// caller initialises, to 0 for a fresh maximum). NaNs are skipped (a diverged run is caught by its
+/// loss), so that a maximum stays an ordinary number every rank can compare.
+public func columnMaxima(_ m: UnsafePointer<Float>, rows: Int, width: Int, into maxima: UnsafeMutablePointer<Double>) {
+    for i in 0..<rows {
+        let row = m + i * width
+        for j in 0..<width { maxima[j] = max(maxima[j], Double(abs(row[j]))) }
+    }
+}
+
+/// Rounds every column of a [rows × width] matrix in place to `bits` bits below `maxima[j]` (the
+/// column's maximum magnitude over the global batch, as every rank knows it): the values become
+/// multiples of 2^(e − bits) where maxima[j] < 2^e. A column whose maximum is 0 holds zeros already.
+/// `scratch` holds 2 × width floats.
+public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int, maxima: UnsafePointer<Double>, bits: Int,
+                         scratch: UnsafeMutablePointer<Float>) {
+    let (up, down) = (scratch, scratch + width)
+    for j in 0..<width {
+        let e = maxima[j] > 0 && maxima[j].isFinite ? Int(maxima[j].exponent) + 1 : 0
+        if e - bits < -126 {
+            // A column below 2^-118 (its grid would leave float32's normal range): its products do
+            // not matter next to float32's precision of the others; it becomes zeros, on every rank.
+            (up[j], down[j]) = (0, 0)
+        } else {
+            up[j] = Float(sign: .plus, exponent: bits - e, significand: 1)
+            down[j] = Float(sign: .plus, exponent: e - bits, significand: 1)
+        }
+    }
+    for i in 0..<rows {
+        let row = m + i * width
+        for j in 0..<width { row[j] = (row[j] * up[j]).rounded(.toNearestOrEven) * down[j] }
+    }
+}
+
+/// `value` (≥ 0) as a Float rounded toward zero: the same binary exponent, so a grid made from it is
+/// the grid made from `value`, and a Float is what a checkpoint stores exactly.
+@inline(__always)
+public func boundFloat(_ value: Double) -> Float {
+    let f = Float(value)
+    return Double(f) > value ? f.nextDown : f
+}

@@ -1,18 +1,9 @@
 // DataParallelTrainerTests: the Trainer's whole loop on 1 to 8 in-process ranks (ThreadCollective)
 // on a tiny synthetic data set — every rank of a job ends with bitwise the same replica (parameters,
-// running statistics, Adam's moments, history, position), the trained model and history equal the
-// one-rank run's within rounding, and early stopping, stop votes, accumulation and gradient
-// compression behave the same on every rank.
-//
-// Why a tolerance across rank counts and not bitwise equality: a rank's weight gradient is a
-// float32 sum over its shard, and the shards' sums are added across ranks, so N ranks group the
-// batch's terms differently than one process does (the per-feature gradients are summed in Double
-// and are not the issue). That is a relative difference of a few float32 ulps per step; Adam's
-// update, a ratio m/√v, passes it on at about that relative size, so after the 40 steps here the
-// parameters (of order 0.1-1) differ by up to 1.5e-6 and the losses by 1.6e-7 relative (measured
-// on 2-8 ranks). The bounds, 1e-4 absolute on parameters and 1e-5 relative on losses, leave a
-// factor of 60 and are still far below what a wrong reduction gives (a lost rank or a shard counted
-// twice changes the gradient by 1/N: the parameters move apart by ~lr = 0.01 within a few steps).
+// running statistics, Adam's moments, history, position), and with SyncBatchNorm that replica is
+// bitwise the one-rank run's, whatever the rank count (uneven shards, accumulation, bf16-free fp32
+// here; the exact sums of ExactSum.swift). Local BatchNorm and 16-bit gradients depend on the split
+// by definition: there the ranks of one job agree exactly and rank counts only closely.
 @testable import Collectives
 @testable import Model
 import TestSupport
@@ -83,7 +74,7 @@ final class DataParallelTrainerTests: XCTestCase {
         for n in rankCounts.dropFirst() {
             let replicas = try train(config, ranks: n)
             assertIdentical(replicas, "\(n) ranks")
-            replicas[0].assertClose(to: reference, parameters: 1e-4, metrics: 1e-5, "\(n) ranks")
+            XCTAssertEqual(replicas[0], reference, "\(n) ranks: not bit for bit the one-rank run")
         }
     }
 
@@ -111,7 +102,7 @@ final class DataParallelTrainerTests: XCTestCase {
         for n in rankCounts.dropFirst() {
             let replicas = try train(config, ranks: n)
             assertIdentical(replicas, "accumulate 3, \(n) ranks")
-            replicas[0].assertClose(to: reference, parameters: 1e-4, metrics: 1e-5, "accumulate 3, \(n) ranks")
+            XCTAssertEqual(replicas[0], reference, "accumulate 3, \(n) ranks: not bit for bit the one-rank run")
         }
     }
 
@@ -124,8 +115,9 @@ final class DataParallelTrainerTests: XCTestCase {
     /// 16-bit gradients: every rank holds the same rounded sums, so the replicas stay identical.
     /// The roundings depend on the ring's length, so across rank counts only closeness holds: a
     /// rounding per hop (2^-8 relative in bf16) can flip the sign of a gradient near zero, and Adam
-    /// then moves that parameter by ~lr the other way (up to 5.9e-3 measured on 2-8 ranks; bound
-    /// 2e-2, two steps' worth); losses differ by up to 8.5e-4 relative (bound 1e-2).
+    /// then moves that parameter by ~lr the other way, and on this tiny validation split one sample
+    /// is 1.7 % of accuracy (bounds 5e-2 on parameters and metrics: what is checked is closeness;
+    /// exactness is checked across the ranks of one job).
     func testCompressedGradientsSameOnEveryRank() throws {
         for format in [GradientCompression.bf16, .fp16] {
             let config = Self.config { $0.gradientCompression = format }
@@ -133,7 +125,7 @@ final class DataParallelTrainerTests: XCTestCase {
             for n in rankCounts.dropFirst() {
                 let replicas = try train(config, ranks: n)
                 assertIdentical(replicas, "\(format), \(n) ranks")
-                replicas[0].assertClose(to: reference, parameters: 2e-2, metrics: 1e-2, "\(format), \(n) ranks")
+                replicas[0].assertClose(to: reference, parameters: 5e-2, metrics: 5e-2, samples: 3, "\(format), \(n) ranks")
             }
         }
     }
@@ -222,7 +214,7 @@ struct Replica: Equatable {
     /// Within rounding of `reference` (see the file's comment): the same epochs and decisions,
     /// parameters and running statistics within `parameters` (absolute), losses within `metrics`
     /// (relative), accuracies and F1 within one validation sample's worth.
-    func assertClose(to reference: Replica, parameters tolerance: Float, metrics: Double, _ what: String,
+    func assertClose(to reference: Replica, parameters tolerance: Float, metrics: Double, samples: Double = 1, _ what: String,
                      file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(outcome, reference.outcome, what, file: file, line: line)
         XCTAssertEqual(history.map { [$0.lrIndex, $0.epoch] }, reference.history.map { [$0.lrIndex, $0.epoch] }, what, file: file, line: line)
@@ -233,7 +225,7 @@ struct Replica: Equatable {
                 XCTAssertEqual(a.values[k], b.values[k], accuracy: metrics * abs(b.values[k]), "\(what) epoch \(a.epoch) loss", file: file, line: line)
             }
             for k in [1, 3, 4] {
-                XCTAssertEqual(a.values[k], b.values[k], accuracy: 1.0 / 60 + 1e-9, "\(what) epoch \(a.epoch) score \(k)", file: file, line: line)
+                XCTAssertEqual(a.values[k], b.values[k], accuracy: samples / 60 + 1e-9, "\(what) epoch \(a.epoch) score \(k)", file: file, line: line)
             }
         }
     }

@@ -315,13 +315,18 @@ final class GradientCheckTests: XCTestCase {
         net.blocks.flatMap { b in (0..<(rows * b.width)).map { b.a.pointer[$0] > 0 } }
     }
 
-    /// One replica's gradient of its shard (no reduction): forward, loss, backward, and the per-feature
-    /// gradients (biases, BatchNorm scale and shift, summed in Double) moved into `gradients`.
-    static func shardGradient(_ net: Network, _ ctx: StepContext) throws -> [Float] {
+    /// One replica's gradient of its shard (no reduction): forward, loss, backward, the end of the
+    /// step on a single process, and the per-feature gradients (biases, BatchNorm scale and shift,
+    /// summed in Double) moved into `gradients`. With `exactMath` (finite-difference checks of the
+    /// math) the weight-gradient operands are not rounded to their grids.
+    static func shardGradient(_ net: Network, _ ctx: StepContext, exactMath: Bool = true) throws -> [Float] {
         let single = SingleProcess()
+        net.roundsProductOperands = !exactMath
+        defer { net.roundsProductOperands = true }
         try net.forwardTrain(ctx, collective: single)
         net.lossAndGradient(ctx)
         try net.backward(ctx, collective: single)
+        _ = try net.finishStep(ctx, collective: single)
         net.writeExactGradients(into: net.gradients.pointer, range: 0..<net.layout.count)
         return net.gradients.array
     }
@@ -453,8 +458,11 @@ final class GradientCheckTests: XCTestCase {
             let tally = try net.computeGradients(ctx, collective: SingleProcess())
             results.append((tally, Array(net.gradients.array[0..<net.layout.count]), net.runningStats.array))
         }
-        XCTAssertEqual(results[0].1, results[1].1, "parameter gradients must be bit-identical")
-        XCTAssertEqual(results[0].0, results[1].0)
+        // The same computation; only the sums' arithmetic differs (sync sums exactly on grids, local
+        // in plain Double), which leaves differences far below float32's precision.
+        for (s, l) in zip(results[0].1, results[1].1) { XCTAssertEqual(s, l, accuracy: 1e-6 * max(abs(s), 1e-3)) }
+        XCTAssertEqual(results[0].0.correct, results[1].0.correct)
+        XCTAssertEqual(results[0].0.lossSum, results[1].0.lossSum, accuracy: 1e-9 * results[0].0.lossSum)
         XCTAssertGreaterThan(results[0].1.map(abs).max()!, 0)
         // Running statistics moved away from (0, 1) and agree (the local path goes through Float sums).
         for (s, l) in zip(results[0].2, results[1].2) { XCTAssertEqual(s, l, accuracy: 1e-6) }

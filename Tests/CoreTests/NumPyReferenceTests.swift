@@ -251,6 +251,9 @@ final class NumPyReferenceTests: XCTestCase {
         // forwardTrain, lossAndGradient and backward, then the reductions (the identity in one
         // process) and whatever the network does after them to complete `gradients` (per-feature
         // gradients are summed in Double and scattered into it there).
+        // The reference computes the unrounded math: the weight-gradient operands stay as they are
+        // (their rounding to exact grids is tested on its own, in ExactSumTests).
+        net.roundsProductOperands = false
         let tally = try net.computeGradients(ctx, collective: SingleProcess())
         let trainLogits = Array(net.logits.all.prefix(n * arch.classCount))
         let gradients = Array(net.gradients.all.prefix(layout.count))

@@ -23,16 +23,17 @@ extension Network {
         func localSums(from bounds: (Int) -> Double, maxima: UnsafeMutablePointer<Double>) {
             for j in 0..<w {
                 (scale[j], limit[j]) = sumGrid(bound: bounds(j), rows: ctx.globalBatch)
-                (scale[w + j], limit[w + j]) = sumGrid(bound: bounds(j) * bounds(j), rows: ctx.globalBatch)
+                // Squares get twice the headroom: a column within its limit has its squares within theirs.
+                (scale[w + j], limit[w + j]) = sumGrid(bound: bounds(j) * bounds(j), rows: ctx.globalBatch, headroom: 2 * sumHeadroomBits)
             }
             maxima.update(repeating: 0, count: w)
             batchNormSums(b.a.pointer, rows: ctx.rows, width: w, into: b.sums.pointer, activeCounts: b.sums.pointer + 2 * w,
                           grids: SumGrids(scale: scale, maxima: maxima))
         }
-        localSums(from: { Double(bound[$0]) }, maxima: maxima)
+        let history = historyBounds(bound, count: w)
+        localSums(from: history, maxima: maxima)
         try collective.allreduceSumAndMax(sums: b.sums.all, maxima: x.forwardMaxima[l].all)
-        let exceeded = (0..<w).contains { !(maxima[$0] <= limit[$0] && maxima[$0] * maxima[$0] <= limit[w + $0]) }
-        if exceeded {
+        if !withinLimits(maxima, limit, count: w) {
             sumRedos += 1
             localSums(from: { maxima[$0] }, maxima: x.discardedMaxima.pointer)
             try collective.allreduceSum(b.sums.all)
@@ -55,7 +56,8 @@ extension Network {
                                   mask: mask, grids: SumGrids(scale: scale, maxima: maxima))
             mask = nil  // applied once, in place
         }
-        localSums(from: { Double(bound[$0]) }, maxima: maxima)
+        let (dyHistory, dyxHistory) = (historyBounds(bound, count: w), historyBounds(bound + w, count: w))
+        localSums(from: { $0 < w ? dyHistory($0) : dyxHistory($0 - w) }, maxima: maxima)
         try collective.allreduceSumAndMax(sums: b.gradSums.all, maxima: x.backwardMaxima[l].all)
         if !withinLimits(maxima, limit, count: 2 * w) {
             sumRedos += 1
@@ -68,14 +70,32 @@ extension Network {
         }
     }
 
+    /// The bounds of a channel's columns from its history: a column's previous maximum (at least
+    /// `floor` times the channel's largest), or where that was 0 (a unit silent on the whole last
+    /// batch, common in the first layer) the channel's largest, so that the unit waking up does not
+    /// force a redo. All 0 (a run's first step) stays 0.
+    func historyBounds(_ bound: UnsafePointer<Float>, count: Int, floor: Double = 0) -> (Int) -> Double {
+        var largest: Float = 0
+        for j in 0..<count { largest = max(largest, bound[j]) }
+        let (fallback, least) = (Double(largest), Double(largest) * floor)
+        return { j in bound[j] > 0 ? max(Double(bound[j]), least) : fallback }
+    }
+
     // MARK: Bias gradients and the loss
+
+    /// A Dense bias gradient's bound is at least this fraction of its layer's largest: a first-layer
+    /// unit active on one row of a batch and on many of the next grows its maximum by far more than
+    /// the headroom, and would make almost every step redo its final sums. (A bias gradient summed on
+    /// its layer's grid is still exact, and far more precise than the Float it becomes.)
+    var biasFloor: Double { 0x1p-8 }
 
     /// The grid of hidden dense layer `l`'s bias gradient, with its maxima among the final ones.
     func biasGrids(_ l: Int, _ ctx: StepContext, bounds: UnsafePointer<Double>? = nil) -> SumGrids {
         let (w, x) = (blocks[l].width, exact)
         let bound = x.bounds.pointer + x.blockBounds[l] + 3 * w
         let (scale, limit) = (x.biasScale[l].pointer, x.biasLimit[l].pointer)
-        for j in 0..<w { (scale[j], limit[j]) = sumGrid(bound: bounds?[j] ?? Double(bound[j]), rows: ctx.globalBatch) }
+        let history = historyBounds(bound, count: w, floor: biasFloor)
+        for j in 0..<w { (scale[j], limit[j]) = sumGrid(bound: bounds?[j] ?? history(j), rows: ctx.globalBatch) }
         return SumGrids(scale: scale, maxima: bounds == nil ? x.finalMaxima.pointer + x.outputMaxima[l] : x.discardedMaxima.pointer)
     }
 

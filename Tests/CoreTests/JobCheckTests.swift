@@ -33,7 +33,7 @@ final class JobCheckTests: XCTestCase {
                     XCTAssertEqual(rank.progress, rank.outcomes, "n=\(n) batch \(batch): rank \(r)'s progress")
                 }
                 XCTAssertTrue(outcomes.contains { $0.name == "broadcast buffer from rank \(n - 1)" }, "\(outcomes.map(\.name))")
-                XCTAssertTrue(outcomes.contains { $0.name == "sync BatchNorm: sharded gradient = whole-batch gradient, batch \(max(batch, n))" },
+                XCTAssertTrue(outcomes.contains { $0.name == "sync BatchNorm: sharded gradient = whole-batch gradient, bit for bit, batch \(max(batch, n))" },
                               "\(outcomes.map(\.name))")
             }
         }

@@ -45,15 +45,22 @@ final class DistributedTests: XCTestCase {
     }
 
     /// Local BatchNorm (DDP's semantics) legitimately differs from sync on more than one rank,
-    /// but must still train, and is identical to sync on one rank.
-    func testLocalBatchNormTrainsAndEqualsSyncOnOneRank() throws {
+    /// but must still train, and on one rank computes sync's math: its statistics are plain Double
+    /// sums where sync's are exact sums on grids (ExactSum.swift), so the two agree to the last
+    /// bits of a Double in the first step and drift by rounding only (measured: ≤ 5e-5 relative
+    /// after 3 epochs; a wrong count or statistic moves the loss by far more).
+    func testLocalBatchNormTrainsAndMatchesSyncOnOneRank() throws {
         _ = try mpirunPath()
         let tmp = try temporaryDirectory(self)
         try writeSyntheticDataset(to: tmp + "/data", train: 2000, test: 400)
         let sync1 = try train(np: 1, data: tmp + "/data", run: tmp + "/s1")
         let local1 = try train(np: 1, data: tmp + "/data", run: tmp + "/l1", extra: ["--bn", "local"])
+        XCTAssertEqual(local1.count, sync1.count)
         for (a, b) in zip(sync1, local1) {
-            for key in metricKeys { XCTAssertEqual(a[key] as! Double, b[key] as! Double, key) }
+            for key in metricKeys {
+                let (x, y) = (a[key] as! Double, b[key] as! Double)
+                XCTAssertEqual(x, y, accuracy: 1e-3 * abs(x), "lr \(a["lr"]!) epoch \(a["epoch"]!) \(key)")
+            }
         }
         let local2 = try train(np: 2, data: tmp + "/data", run: tmp + "/l2", extra: ["--bn", "local"])
         XCTAssertEqual(local2.count, 6)

@@ -184,6 +184,8 @@ struct Replica: Equatable {
     var history: [Metrics]
     var position: TrainingPosition
     var best: Metrics?
+    /// The best model's parameters and running statistics.
+    var bestModel: [Float]?
     var diverged: [Int]
 
     /// An epoch record's numbers, without its seconds and the timing-dependent slowest rank.
@@ -208,6 +210,7 @@ struct Replica: Equatable {
         (p.epochTrainSeconds, p.epochCommunicationSeconds) = (0, 0)
         position = p
         best = trainer.best.map { Metrics($0.record) }
+        bestModel = trainer.best.map { $0.state.parameters + $0.state.runningStats }
         diverged = trainer.diverged
     }
 

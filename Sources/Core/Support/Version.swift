@@ -3,5 +3,5 @@
 
 public enum DistTrainerVersion {
     /// Semantic version of the program and its file formats' writer.
-    public static let number = "0.7.0"
+    public static let number = "0.8.0"
 }

@@ -70,7 +70,8 @@ final class RunReporter: TrainingObserver {
             epochSecondsMedian: epochSeconds, divergedLrs: trainer.diverged.map { setup.config.learningRates[$0] },
             ranks: setup.job.ranks, peakRssMb: .init(minOverRanks: memory.min, maxOverRanks: memory.max),
             collectives: trainer.collective.operationTotals,
-            earlyStopped: trainer.history.filter { $0.earlyStopped == true }.map { .init(lr: $0.lr, epoch: $0.epoch) })
+            earlyStopped: trainer.history.filter { $0.earlyStopped == true }.map { .init(lr: $0.lr, epoch: $0.epoch) },
+            exactSumRedos: trainer.network.sumRedos)
         try RunFiles.writeConfusion(validation.confusion, to: directory + "/" + RunFiles.validationConfusion)
         try RunFiles.writeConfusion(test.confusion, to: directory + "/" + RunFiles.testConfusion)
         try RunFiles.writeJSON(summary, to: directory, RunFiles.summary)

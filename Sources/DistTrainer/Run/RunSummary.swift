@@ -42,6 +42,9 @@ struct RunSummary: Codable, Equatable {
     var collectives: [String: OperationTotal]?
     /// The learning rates whose runs early stopping ended, and after which epoch.
     var earlyStopped: [EarlyStop]?
+    /// How many of the step's exact sums this process redid on a grid from their own maximum
+    /// (ExactSum.swift: every run's first step, then rarely; a resumed run counts from the resume).
+    var exactSumRedos: Int?
 
     struct EarlyStop: Codable, Equatable {
         var lr: Double

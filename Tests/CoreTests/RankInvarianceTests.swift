@@ -1,0 +1,147 @@
+// RankInvarianceTests: the guarantee of issue 18 in process — with SyncBatchNorm a run ends with
+// bitwise the same replica (parameters, running statistics, Adam's moments, every epoch's numbers,
+// the best model's) whatever the number of ranks (1 to 8, uneven shards), the number of threads
+// per rank, and the recipe features in use (bf16 products, accumulation, augmentation, schedules,
+// AdamW, label smoothing, early stopping); and a run stopped mid-epoch on one rank count and
+// resumed on another ends with exactly the uninterrupted run's bits.
+//
+// Not here: the same through mpirun and real processes (DistTrainerTests/RankInvarianceTests), the
+// exactness of each sum (ExactSumTests).
+@testable import Collectives
+@testable import Kernels
+@testable import Model
+import TestSupport
+@testable import Training
+import XCTest
+
+final class RankInvarianceTests: XCTestCase {
+    typealias Suite = DataParallelTrainerTests
+
+    /// Every recipe feature at once (bf16 is its own test: not every CPU has it).
+    static func everything(_ c: inout TrainingConfig) {
+        c.lrSchedule = .cosine
+        c.warmupEpochs = 0.5
+        c.weightDecay = 0.05
+        c.labelSmoothing = 0.1
+        c.augmentShift = 1
+        c.augmentFlip = true
+        c.accumulate = 2
+        c.epochs = 3
+    }
+
+    /// Trains `config` on `n` ranks with `threads` compute threads and returns rank 0's replica
+    /// (after checking that every rank holds the same one).
+    func replica(_ config: TrainingConfig, ranks n: Int, threads: Int = 1, file: StaticString = #filePath, line: UInt = #line) throws -> Replica {
+        let before = computeThreads()
+        setComputeThreads(threads)
+        defer { setComputeThreads(before) }
+        let data = Suite.data
+        let replicas = try runRanks(n) { c in
+            let trainer = try Trainer(config: config, split: data, collective: c)
+            return Replica(trainer, outcome: try trainer.run())
+        }
+        for (r, other) in replicas.enumerated().dropFirst() {
+            XCTAssertEqual(other, replicas[0], "\(n) ranks: rank \(r) differs from rank 0", file: file, line: line)
+        }
+        return replicas[0]
+    }
+
+    func assertInvariant(_ config: TrainingConfig, _ what: String, ranks: [Int] = Array(2...8), file: StaticString = #filePath, line: UInt = #line) throws {
+        let reference = try replica(config, ranks: 1)
+        XCTAssertFalse(reference.history.isEmpty, what, file: file, line: line)
+        XCTAssertTrue(reference.history.allSatisfy { $0.values.allSatisfy(\.isFinite) }, "\(what): \(reference.history)", file: file, line: line)
+        for n in ranks {
+            let other = try replica(config, ranks: n)
+            XCTAssertEqual(other, reference, "\(what): \(n) ranks are not bit for bit the one-rank run", file: file, line: line)
+        }
+    }
+
+    // MARK: - Rank and thread counts
+
+    func testEveryRecipeFeatureIsBitwiseOnOneToEightRanks() throws {
+        try assertInvariant(Suite.config(Self.everything), "every recipe feature")
+    }
+
+    func testBF16IsBitwiseOnOneToEightRanks() throws {
+        try XCTSkipUnless(cpuHasBF16, "this CPU has no bf16 arithmetic (oneDNN finds \(cpuInstructionSet()))")
+        try assertInvariant(Suite.config { $0.precision = .bf16 }, "bf16")
+        try assertInvariant(Suite.config { $0.precision = .bf16; Self.everything(&$0) }, "bf16 with every recipe feature", ranks: [3, 8])
+    }
+
+    /// The notebook's Adam, a wider model with dropout after every block (Model 3) and a batch whose
+    /// shards are uneven on most rank counts.
+    func testModelThreeAndTheSeedsAdamAreBitwise() throws {
+        let config = Suite.config {
+            $0.model = .model3
+            $0.hidden = [16, 12, 8]
+            $0.optimizer = .adamSeed
+            $0.batchSize = 29
+        }
+        try assertInvariant(config, "model 3, adam-seed, batch 29")
+    }
+
+    /// Two compute threads per rank give the bits of one (oneDNN's row- and thread-invariant
+    /// products, and sums that do not depend on how the rows are blocked).
+    /// (Wide enough layers that oneDNN splits the products between the two threads.)
+    func testThreadCountDoesNotChangeTheBits() throws {
+        let config = Suite.config { Self.everything(&$0); $0.hidden = [256, 128] }
+        let one = try replica(config, ranks: 1, threads: 1)
+        XCTAssertEqual(try replica(config, ranks: 1, threads: 2), one, "1 rank, 2 threads")
+        XCTAssertEqual(try replica(config, ranks: 3, threads: 2), one, "3 ranks, 2 threads")
+    }
+
+    /// The check is not vacuous: the unrounded weight-gradient products (what every trainer computes)
+    /// do depend on the split, and so the run does.
+    func testUnroundedProductsWouldDependOnTheSplit() throws {
+        let config = Suite.config()
+        let data = Suite.data
+        func unrounded(_ n: Int) throws -> Replica {
+            try runRanks(n) { c in
+                let trainer = try Trainer(config: config, split: data, collective: c)
+                trainer.network.roundsProductOperands = false
+                return Replica(trainer, outcome: try trainer.run())
+            }[0]
+        }
+        let (one, three) = (try unrounded(1), try unrounded(3))
+        XCTAssertNotEqual(one.parameters, three.parameters, "the unrounded products happened to agree: the invariance tests would prove nothing")
+    }
+
+    // MARK: - Resume on another rank count
+
+    /// Stopped by a vote after `steps` steps on `n` ranks; rank 0's snapshot.
+    func interrupted(_ config: TrainingConfig, ranks n: Int, afterStep steps: Int) throws -> TrainingSnapshot {
+        let data = Suite.data
+        return try runRanks(n) { c -> TrainingSnapshot in
+            let trainer = try Trainer(config: config, split: data, collective: c)
+            var polls = 0
+            trainer.stopRequested = { polls += 1; return polls == steps }
+            XCTAssertEqual(try trainer.run(), .interrupted)
+            return trainer.snapshot()
+        }[0]
+    }
+
+    /// The snapshot restored on `n` ranks and trained to the end.
+    func resumed(_ snapshot: TrainingSnapshot, ranks n: Int) throws -> Replica {
+        let data = Suite.data
+        let replicas = try runRanks(n) { c -> Replica in
+            let trainer = try Trainer(config: snapshot.config, split: data, collective: c)
+            try trainer.restore(from: snapshot, path: "snapshot")
+            return Replica(trainer, outcome: try trainer.run())
+        }
+        for other in replicas.dropFirst() { XCTAssertEqual(other, replicas[0]) }
+        return replicas[0]
+    }
+
+    func testMidEpochResumeOnAnotherRankCountIsBitwise() throws {
+        // 10 steps per epoch of batch 24 (accumulating 2: 5 steps): stops mid-epoch in epochs 1 and 2.
+        for (config, what) in [(Suite.config(), "plain"), (Suite.config(Self.everything), "every feature")] {
+            let reference = try replica(config, ranks: 1)
+            for (first, second, step) in [(2, 3, 4), (3, 1, 7), (1, 8, 13), (5, 2, 3)] {
+                let snapshot = try interrupted(config, ranks: first, afterStep: step)
+                XCTAssertNotEqual(snapshot.sweep.position.stepInEpoch, 0, "\(what): the stop should fall mid-epoch")
+                XCTAssertEqual(try resumed(snapshot, ranks: second), reference,
+                               "\(what): stopped after step \(step) on \(first) ranks, resumed on \(second): not the uninterrupted run's bits")
+            }
+        }
+    }
+}

@@ -4,14 +4,15 @@
 #
 #   scripts/bench_ab.sh BIN_A BIN_B              # Model 2, one learning rate, 3 epochs, 5 rounds
 #   ROUNDS=7 EPOCHS=4 scripts/bench_ab.sh old/dist-trainer .build/release/dist-trainer
+#   FLAGS_B="--checkpoint-every 50" scripts/bench_ab.sh "$BIN" "$BIN"   # one binary, a flag's cost
 #
 # Per configuration (one process with 1 thread, mpirun -np 2; FLAGS adds train flags) it prints the
 # median and range over the rounds of each binary's epoch time (the median of epochs 2..N, training
 # steps only, from metrics.jsonl), the ratio B / A of the medians, and the median and range of the
 # ratios within a round (A and B back to back: the figure to trust on a noisy machine). A report,
 # not a test.
-# Environment: ROUNDS, EPOCHS, FLAGS, DATA_DIR (default: the usual search of the binary), ONLY
-# (one configuration's name).
+# Environment: ROUNDS, EPOCHS, FLAGS (train flags of both), FLAGS_A and FLAGS_B (of A or B only),
+# DATA_DIR (default: the usual search of the binary), ONLY (one configuration's name).
 set -euo pipefail
 [ $# -eq 2 ] || { sed -n '2,/^set -euo/p' "$0" | sed 's/^# \{0,1\}//; /^set -euo/d'; exit 2; }
 for bin in "$1" "$2"; do [ -x "$bin" ] || { echo "bench_ab.sh: $bin: not an executable" >&2; exit 2; }; done
@@ -20,6 +21,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/mpi-env.sh"
 BINS=("$1" "$2")
 ROUNDS="${ROUNDS:-5}" EPOCHS="${EPOCHS:-3}"
 read -r -a extra <<<"${FLAGS:-}"
+read -r -a extra_a <<<"${FLAGS_A:-}"
+read -r -a extra_b <<<"${FLAGS_B:-}"
 data=()
 [ -n "${DATA_DIR:-}" ] && data=(--data-dir "$DATA_DIR")
 OUT="$(mktemp -d /tmp/dist-trainer-ab.XXXXXX)"
@@ -38,9 +41,10 @@ print(statistics.median(r["train_seconds"] for r in rows[1:]))
 PY
 }
 
-# run_one CONFIG BIN DIR: one training run of BIN in configuration CONFIG into DIR.
+# run_one CONFIG BIN DIR WHICH: one training run of BIN (A: WHICH 0, B: 1) in configuration CONFIG into DIR.
 run_one() {
     local args=(train "${data[@]}" --run-dir "$3" --epochs "$EPOCHS" --lr 0.005 --threads 1 "${extra[@]}")
+    if [ "$4" -eq 0 ]; then args+=("${extra_a[@]}"); else args+=("${extra_b[@]}"); fi
     case "$1" in
         "np=1 threads=1") "$2" "${args[@]}" >"$3.log" 2>&1 ;;
         "np=2") mpirun -np 2 "$2" "${args[@]}" >"$3.log" 2>&1 ;;
@@ -53,7 +57,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for c in "${!CONFIGS[@]}"; do
         for i in "${order[@]}"; do
             dir="$OUT/r$round-c$c-b$i"
-            run_one "${CONFIGS[$c]}" "${BINS[$i]}" "$dir"
+            run_one "${CONFIGS[$c]}" "${BINS[$i]}" "$dir" "$i"
             echo "$c $i $(epoch_seconds "$dir")" >>"$OUT/times"
         done
     done

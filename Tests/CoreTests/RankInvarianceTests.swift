@@ -145,3 +145,70 @@ final class RankInvarianceTests: XCTestCase {
         }
     }
 }
+
+// MARK: - Checkpoints within an epoch
+
+/// Rank 0's observer that keeps the snapshot of every in-epoch checkpoint, and where it was taken.
+final class SnapshotKeeper: TrainingObserver {
+    var snapshots: [TrainingSnapshot] = []
+    func runStarted(lr: Double, lrIndex: Int, stepsPerEpoch: Int) {}
+    func stepFinished(_ report: StepReport) {}
+    func epochFinished(_ record: EpochRecord, isBest: Bool, trainer: Trainer) throws -> EpochDecision { .proceed }
+    func diverged(lr: Double, lrIndex: Int, epoch: Int, step: Int) {}
+    func interrupted(trainer: Trainer) throws {}
+    func checkpointDue(trainer: Trainer) throws { snapshots.append(trainer.snapshot()) }
+}
+
+final class InEpochCheckpointTests: XCTestCase {
+    typealias Suite = DataParallelTrainerTests
+
+    /// Trains on `n` ranks with `configure` applied to every rank's trainer; rank 0's snapshots.
+    func snapshots(_ config: TrainingConfig, ranks n: Int, _ configure: @escaping (Trainer) -> Void) throws -> [TrainingSnapshot] {
+        let data = Suite.data
+        return try runRanks(n) { c -> [TrainingSnapshot] in
+            let trainer = try Trainer(config: config, split: data, collective: c)
+            let keeper = SnapshotKeeper()
+            if c.rank == 0 { trainer.observer = keeper }
+            configure(trainer)
+            XCTAssertEqual(try trainer.run(), .completed)
+            return keeper.snapshots
+        }[0]
+    }
+
+    /// Every 3 steps of a run of 2 × 10-step epochs, except at epoch ends (the epoch's record saves
+    /// then): after run steps 3, 6, 9, 12, 15, 18 of each learning rate. Each snapshot holds every
+    /// rank's moments (gathered), and resumes on another rank count to the uninterrupted run's bits.
+    func testEveryNStepsSavesAResumableStateOnAnyRankCount() throws {
+        let config = Suite.config()
+        let reference = try runRanks(1) { c in
+            let t = try Trainer(config: config, split: Suite.data, collective: c)
+            return Replica(t, outcome: try t.run())
+        }[0]
+        let taken = try snapshots(config, ranks: 3) { $0.checkpointEvery = 3 }
+        let places = taken.map { [$0.sweep.position.lrIndex, $0.sweep.position.epochsDone, $0.sweep.position.stepInEpoch] }
+        XCTAssertEqual(places, [[0, 0, 3], [0, 0, 6], [0, 0, 9], [0, 1, 2], [0, 1, 5], [0, 1, 8],
+                                [1, 0, 3], [1, 0, 6], [1, 0, 9], [1, 1, 2], [1, 1, 5], [1, 1, 8]])
+        for (i, n) in [(1, 1), (4, 5), (7, 2)] {
+            let replicas = try runRanks(n) { c -> Replica in
+                let trainer = try Trainer(config: config, split: Suite.data, collective: c)
+                try trainer.restore(from: taken[i], path: "snapshot \(i)")
+                return Replica(trainer, outcome: try trainer.run())
+            }
+            XCTAssertEqual(replicas[0], reference, "snapshot \(i) at \(places[i]) resumed on \(n) ranks")
+        }
+    }
+
+    /// A request on one rank (not rank 0: a timer anywhere) makes every rank checkpoint after that
+    /// step; with accumulation too (the vote rides in the step's first minibatch).
+    func testARequestOnAnyRankCheckpointsEveryRankTogether() throws {
+        for accumulate in [1, 2] {
+            let config = Suite.config { $0.accumulate = accumulate; $0.learningRates = [0.01] }
+            var polls = 0
+            let taken = try snapshots(config, ranks: 3) { trainer in
+                guard trainer.collective.rank == 2 else { return }
+                trainer.checkpointRequested = { polls += 1; return polls == 4 }
+            }
+            XCTAssertEqual(taken.map(\.sweep.position.stepInEpoch), [4], "accumulate \(accumulate)")
+        }
+    }
+}

@@ -58,6 +58,28 @@ final class SafetensorsTests: XCTestCase {
 
     // MARK: - Round trips
 
+    /// The streaming writer (tensors as slices of larger buffers, written where they are) gives the
+    /// bytes of the in-memory encoder, and keeps the file it replaces when asked to.
+    func testStreamedFileEqualsEncodedBytesAndKeepsThePrevious() throws {
+        let dir = NSTemporaryDirectory() + "safetensors-stream-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let buffer: [Float] = (0..<40).map { Float($0) * 0.5 - 3 }
+        let slices = Self.sample.tensors.enumerated().map { i, t in
+            TensorSlice(name: t.name, shape: t.shape, values: buffer[i..<(i + t.values.count)])
+        }
+        let copied = SafetensorsFile(tensors: slices.map { Tensor(name: $0.name, shape: $0.shape, values: Array($0.values)) },
+                                     metadata: Self.sample.metadata)
+        let (path, previous) = (dir + "/f.safetensors", dir + "/f.prev.safetensors")
+        try writeSafetensors(slices, metadata: Self.sample.metadata, path: path, keepingPrevious: previous)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Data(encodeSafetensors(copied)))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: previous), "nothing to keep the first time")
+        try writeSafetensors(Array(slices.prefix(1)), metadata: [:], path: path, keepingPrevious: previous)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: previous)), Data(encodeSafetensors(copied)))
+        XCTAssertEqual(try readSafetensors(path: path).tensors.map(\.name), [slices[0].name])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["f.prev.safetensors", "f.safetensors"], "no temporary left")
+    }
+
     func testRoundTripInMemory() throws {
         let bytes = encodeSafetensors(Self.sample)
         let decoded = try decodeSafetensors(bytes, name: "sample.safetensors")

@@ -106,6 +106,42 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// --checkpoint-every: a rank lost mid-epoch (it stops responding, as a host behind a dead link
+    /// does, and the watchdog ends the job; nothing is saved at the time) costs only the steps since
+    /// the last in-epoch checkpoint: the resume on one process starts there and ends with the
+    /// uninterrupted run's bits. A damaged newest checkpoint falls back to the one before,
+    /// with one line saying so, and still ends with the same bits.
+    func testCheckpointEveryNStepsSurvivesAKilledRank() throws {
+        _ = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 2500, test: 300)
+        // 20 steps per epoch of 100; rank 1 hangs before its 30th step (epoch 2, step 10).
+        let common = ["train", "--data-dir", tmp + "/data", "--lr", "0.003", "--epochs", "3"] + net
+        _ = try run(1, common + ["--run-dir", tmp + "/full"])
+        for (name, damage) in [("intact", false), ("damaged", true)] {
+            let dir = tmp + "/" + name
+            let r = try runMPI(2, common + ["--run-dir", dir, "--checkpoint-every", "4", "--collective-timeout", "2"],
+                               environment: ["DIST_TRAINER_FAULT": "hang:1:30"], timeout: 60)
+            XCTAssertEqual(r.status, 69, "a lost rank: \(r.stderr)")
+            let position = { (file: String) throws -> String in try readSafetensors(path: dir + "/" + file).metadata["position"] ?? "" }
+            // Run step 28 = epoch 2 step 8 is the newest multiple of 4 before the hang; 24 (step 4) the one before.
+            let (newest, before) = (try position("last.safetensors"), try position("last.prev.safetensors"))
+            XCTAssertTrue(newest.contains("\"step_in_epoch\":8") && newest.contains("\"epochs_done\":1"), newest)
+            XCTAssertTrue(before.contains("\"step_in_epoch\":4") && before.contains("\"epochs_done\":1"), before)
+            if damage {
+                let handle = try XCTUnwrap(FileHandle(forWritingAtPath: dir + "/last.safetensors"))
+                try handle.truncate(atOffset: 4000)
+                try handle.close()
+            }
+            let resumed = try run(1, ["train", "--resume", dir, "--threads", "1"])
+            XCTAssertTrue(resumed.stdout.contains("1 epoch done + \(damage ? 4 : 8) steps"), resumed.stdout)
+            let warnings = resumed.stderr.split(separator: "\n").filter { $0.hasPrefix("dist-trainer: warning:") }
+            XCTAssertEqual(warnings.count, damage ? 1 : 0, resumed.stderr)
+            if damage { XCTAssertTrue(warnings[0].contains("resuming from the checkpoint before it") && warnings[0].contains("last.prev.safetensors"), resumed.stderr) }
+            if let difference = try runDifference(tmp + "/full", dir) { XCTFail("\(name): \(difference)") }
+        }
+    }
+
     /// A resumed run keeps its settings: flags that change the math are refused, --epochs may
     /// only grow, and a directory without a checkpoint is named.
     func testResumeRefusesChangedSettings() throws {
@@ -116,13 +152,13 @@ final class CheckpointTests: XCTestCase {
                                  (["--model", "3"], "--model: given 3, but"), (["--epochs", "1"], "--epochs: given 1, but the run in \(tmp)/run was trained with 2; it may only be raised"),
                                  (["--bn", "local"], "--bn: given local, but"), (["--seed", "5"], "--seed: given 5, but")] {
             let r = try run(1, ["train", "--resume", tmp + "/run"] + flags, expectSuccess: false)
-            XCTAssertEqual(r.status, 1, "\(flags)")
+            XCTAssertEqual(r.status, 64, "a refused flag: \(flags)")
             XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
             XCTAssertTrue(r.stderr.contains(culprit) && r.stderr.contains(tmp + "/run"), r.stderr)
         }
         try FileManager.default.createDirectory(atPath: tmp + "/empty", withIntermediateDirectories: true)
         let r = try run(1, ["train", "--resume", tmp + "/empty"], expectSuccess: false)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 65, "bad input")
         XCTAssertTrue(r.stderr.contains("--resume " + tmp + "/empty") && r.stderr.contains("last.safetensors"), r.stderr)
     }
 
@@ -184,7 +220,7 @@ final class CheckpointTests: XCTestCase {
         }
         // A checkpoint of another architecture: refused by --resume and named by evaluate.
         let r = try run(1, ["train", "--resume", tmp + "/other", "--hidden", "32,16,8"], expectSuccess: false)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 64, "a refused flag")
         XCTAssertTrue(r.stderr.contains("--hidden: given 32,16,8, but the run in \(tmp)/other was trained with 24,12,8"), r.stderr)
         let wrongData = tmp + "/wide"
         try writeSyntheticDataset(to: wrongData, rows: 9, cols: 9)

@@ -206,25 +206,25 @@ final class EndToEndTests: XCTestCase {
         }
     }
 
-    /// Data errors found after start-up: one line naming the file, exit 1.
+    /// Data errors found after start-up: one line naming the file, exit 65 (bad input).
     func testMissingDataNamesTheProblem() throws {
         let tmp = try temporaryDirectory(self)
         var r = try runTrainer(["train", "--data-dir", tmp + "/nope", "--run-dir", tmp + "/run"], timeout: 30)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 65)
         XCTAssertTrue(r.stderr.contains(tmp + "/nope") && r.stderr.contains("does not exist"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
 
         try writeSyntheticDataset(to: tmp + "/data")
         try FileManager.default.removeItem(atPath: tmp + "/data/t10k-labels-idx1-ubyte.gz")
         r = try runTrainer(["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run"], timeout: 30)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 65)
         XCTAssertTrue(r.stderr.contains("t10k-labels-idx1-ubyte"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
 
         // A batch larger than the training split is a data-dependent flag error.
         try writeSyntheticDataset(to: tmp + "/data")
         r = try runTrainer(["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run", "--batch-size", "1000"], timeout: 30)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 64, "a flag that does not fit the data")
         XCTAssertTrue(r.stderr.contains("--batch-size") && r.stderr.contains("560"), r.stderr)
     }
 }

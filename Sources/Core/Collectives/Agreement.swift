@@ -13,16 +13,18 @@ extension Collective {
     /// checking flags), before the next collective, so no rank is left waiting in it.
     public func agree(_ local: TrainerError?) throws {
         if size == 1 {
-            if let local { throw TrainerError(local.message, agreed: true) }
+            if let local { throw TrainerError(local.message, agreed: true, exitCode: local.exitCode) }
             return
         }
         let (lowest, _) = try allreduceMinMax(local == nil ? Double(size) : Double(rank))
         let failing = Int(lowest)
         guard failing < size else { return }
-        var bytes = rank == failing ? Array(local!.message.utf8) : []
+        // The exit status travels with the message (4 bytes, little-endian, first).
+        var bytes = rank == failing ? withUnsafeBytes(of: local!.exitCode.littleEndian) { Array($0) } + Array(local!.message.utf8) : []
         try broadcast(&bytes, root: failing)
-        let message = String(decoding: bytes, as: UTF8.self)
-        throw TrainerError(message.hasPrefix("rank ") ? message : "rank \(failing): \(message)", agreed: true)
+        let code = bytes.count >= 4 ? Int32(littleEndian: bytes.prefix(4).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }) : 1
+        let message = String(decoding: bytes.dropFirst(4), as: UTF8.self)
+        throw TrainerError(message.hasPrefix("rank ") ? message : "rank \(failing): \(message)", agreed: true, exitCode: code)
     }
 
     /// Runs `body` and agrees on its outcome across ranks (see `agree`); returns its value when

@@ -39,17 +39,24 @@ public enum Checkpoint {
 
     /// Everything needed to continue the sweep exactly where `snapshot` is.
     public static func last(_ snapshot: TrainingSnapshot, header: CheckpointHeader) throws -> SafetensorsFile {
+        let (slices, metadata) = try lastParts(snapshot, header: header)
+        return SafetensorsFile(tensors: slices.map { Tensor(name: $0.name, shape: $0.shape, values: Array($0.values)) }, metadata: metadata)
+    }
+
+    /// `last`'s tensors as slices of the snapshot's buffers (nothing copied) and its metadata: what
+    /// `writeSafetensors(_:metadata:path:)` streams to a file.
+    public static func lastParts(_ snapshot: TrainingSnapshot, header: CheckpointHeader) throws -> (tensors: [TensorSlice], metadata: [String: String]) {
         let arch = snapshot.architecture
-        var tensors = snapshot.model.tensors(arch)
+        var tensors = snapshot.model.tensorSlices(arch)
         let count = snapshot.moments.m.count
-        tensors.append(Tensor(name: firstMoments, shape: [count], values: snapshot.moments.m))
-        tensors.append(Tensor(name: secondMoments, shape: [count], values: snapshot.moments.v))
-        if let best = snapshot.bestModel { tensors += best.tensors(arch, prefix: bestPrefix) }
-        tensors.append(Tensor(name: sumBounds, shape: [snapshot.sumBounds.count], values: snapshot.sumBounds))
+        tensors.append(TensorSlice(name: firstMoments, shape: [count], values: snapshot.moments.m[...]))
+        tensors.append(TensorSlice(name: secondMoments, shape: [count], values: snapshot.moments.v[...]))
+        if let best = snapshot.bestModel { tensors += best.tensorSlices(arch, prefix: bestPrefix) }
+        tensors.append(TensorSlice(name: sumBounds, shape: [snapshot.sumBounds.count], values: snapshot.sumBounds[...]))
         var header = header
         header.kind = .last
         let metadata = try header.metadata().merging(try snapshot.sweep.metadata(learningRates: snapshot.config.learningRates)) { a, _ in a }
-        return SafetensorsFile(tensors: tensors, metadata: metadata)
+        return (tensors, metadata)
     }
 }
 

@@ -45,9 +45,14 @@ public func modelTensorTable(_ arch: Architecture) -> [ModelTensorEntry] {
 extension ModelState {
     /// The named tensors of this state for `arch`, each name prefixed with `prefix`.
     public func tensors(_ arch: Architecture, prefix: String = "") -> [Tensor] {
+        tensorSlices(arch, prefix: prefix).map { Tensor(name: $0.name, shape: $0.shape, values: Array($0.values)) }
+    }
+
+    /// The same tensors as slices of this state's buffers (nothing copied).
+    public func tensorSlices(_ arch: Architecture, prefix: String = "") -> [TensorSlice] {
         modelTensorTable(arch).map { e in
             let source = e.source == .parameters ? parameters : runningStats
-            return Tensor(name: prefix + e.name, shape: e.shape, values: Array(source[e.offset..<(e.offset + e.count)]))
+            return TensorSlice(name: prefix + e.name, shape: e.shape, values: source[e.offset..<(e.offset + e.count)])
         }
     }
 

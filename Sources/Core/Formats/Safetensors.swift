@@ -80,18 +80,32 @@ let safetensorsMetadataKey = "__metadata__"
 
 // MARK: - Encoding
 
-/// Encodes `file`: the tensors in the order given, contiguously, after a space-padded header whose
-/// keys are sorted (so the bytes are deterministic). The metadata entry is omitted when empty.
-/// Precondition: tensor names are unique and none is "__metadata__".
-public func encodeSafetensors(_ file: SafetensorsFile) -> [UInt8] {
+/// A tensor to write whose values stay where they are (a slice of a larger buffer): what a
+/// checkpoint written in the background streams to its file without copying the state again.
+public struct TensorSlice: Sendable {
+    public var name: String
+    public var shape: [Int]
+    public var values: ArraySlice<Float>
+
+    public init(name: String, shape: [Int], values: ArraySlice<Float>) {
+        precondition(values.count == shape.reduce(1, *), "Tensor \(name): values do not match shape")
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// The first 8 + N bytes of a file of tensors `named` (name, shape) in this order: the length and
+/// the space-padded header, keys sorted (so the bytes are deterministic), without the metadata entry
+/// when it is empty. Precondition: names are unique and none is "__metadata__".
+func safetensorsPrologue(_ tensors: [(name: String, shape: [Int])], metadata: [String: String]) -> [UInt8] {
     var header = [String: Any]()
-    if !file.metadata.isEmpty { header[safetensorsMetadataKey] = file.metadata }
+    if !metadata.isEmpty { header[safetensorsMetadataKey] = metadata }
     var offset = 0
-    for t in file.tensors {
+    for t in tensors {
         precondition(t.name != safetensorsMetadataKey, "a tensor cannot be named \(safetensorsMetadataKey)")
         precondition(header[t.name] == nil, "duplicate tensor name \(t.name)")
-        precondition(t.values.count == t.shape.reduce(1, *), "Tensor \(t.name): values do not match shape")
-        let size = t.values.count * MemoryLayout<Float>.size
+        let size = t.shape.reduce(1, *) * MemoryLayout<Float>.size
         header[t.name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + size]] as [String: Any]
         offset += size
     }
@@ -104,14 +118,63 @@ public func encodeSafetensors(_ file: SafetensorsFile) -> [UInt8] {
     }
     // Pad with spaces (valid JSON whitespace) so that 8 + N is a multiple of 8.
     json += repeatElement(UInt8(ascii: " "), count: (8 - json.count % 8) % 8)
-    let dataStart = 8 + json.count
+    return withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) } + json
+}
+
+/// Writes the tensors `slices` and `metadata` as a safetensors file at `path`, atomically (see
+/// writeFileAtomically, also for `keepingPrevious`), streaming each slice's values from where they
+/// are: the same bytes as `encodeSafetensors` of the same tensors, without building them in memory.
+public func writeSafetensors(_ slices: [TensorSlice], metadata: [String: String], path: String, keepingPrevious: String? = nil) throws {
+    let prologue = safetensorsPrologue(slices.map { ($0.name, $0.shape) }, metadata: metadata)
+    try writeFileAtomically(path, keepingPrevious: keepingPrevious) { put in
+        try prologue.withUnsafeBytes { try put($0) }
+        for t in slices where !t.values.isEmpty {
+            #if _endian(big)
+            let values = t.values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
+            try values.withUnsafeBytes { try put($0) }
+            #else
+            try t.values.withUnsafeBytes { try put($0) }
+            #endif
+        }
+    }
+}
+
+/// Writes the tensors `slices` and `metadata` as a safetensors file at `path` through `image` (a
+/// reused aligned buffer the file is assembled in, then written with O_DIRECT where the file system
+/// allows: see writeFileAtomically(_:image:count:)): the same bytes as the other writers, for a
+/// fraction of the CPU time of a write through the page cache.
+public func writeSafetensors(_ slices: [TensorSlice], metadata: [String: String], path: String, keepingPrevious: String? = nil,
+                             through image: AlignedBytes) throws {
+    let prologue = safetensorsPrologue(slices.map { ($0.name, $0.shape) }, metadata: metadata)
+    let count = prologue.count + slices.reduce(0) { $0 + $1.values.count * MemoryLayout<Float>.size }
+    image.reserve(count)
+    var at = image.pointer
+    prologue.withUnsafeBytes { at.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    at += prologue.count
+    for t in slices where !t.values.isEmpty {
+        t.values.withUnsafeBytes { at.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        #if _endian(big)
+        let words = at.bindMemory(to: UInt32.self, capacity: t.values.count)
+        for i in 0..<t.values.count { words[i] = words[i].byteSwapped }
+        #endif
+        at += t.values.count * MemoryLayout<Float>.size
+    }
+    try writeFileAtomically(path, image: image, count: count, keepingPrevious: keepingPrevious)
+}
+
+/// Encodes `file`: the tensors in the order given, contiguously, after a space-padded header whose
+/// keys are sorted (so the bytes are deterministic). The metadata entry is omitted when empty.
+/// Precondition: tensor names are unique and none is "__metadata__".
+public func encodeSafetensors(_ file: SafetensorsFile) -> [UInt8] {
+    for t in file.tensors { precondition(t.values.count == t.shape.reduce(1, *), "Tensor \(t.name): values do not match shape") }
+    let prologue = safetensorsPrologue(file.tensors.map { ($0.name, $0.shape) }, metadata: file.metadata)
+    let offset = file.tensors.reduce(0) { $0 + $1.values.count * MemoryLayout<Float>.size }
+    let dataStart = prologue.count
     let total = dataStart + offset
 
     return [UInt8](unsafeUninitializedCapacity: total) { out, initialized in
         let base = UnsafeMutableRawPointer(out.baseAddress!)
-        var length = UInt64(json.count).littleEndian
-        memcpy(base, &length, 8)
-        json.withUnsafeBytes { _ = memcpy(base + 8, $0.baseAddress!, $0.count) }
+        prologue.withUnsafeBytes { _ = memcpy(base, $0.baseAddress!, $0.count) }
         var at = dataStart
         for t in file.tensors where !t.values.isEmpty {
             t.values.withUnsafeBytes { _ = memcpy(base + at, $0.baseAddress!, $0.count) }

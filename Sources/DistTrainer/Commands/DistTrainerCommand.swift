@@ -3,6 +3,7 @@
 // Argument errors (and --help, --version) are detected before MPI starts, on every rank at once;
 // only the launcher's rank 0 prints them, so an mpirun job shows one message instead of one per rank.
 import ArgumentParser
+import CoreSupport
 import Foundation
 
 struct DistTrainerCommand: ParsableCommand {
@@ -19,6 +20,10 @@ enum Main {
         do {
             var command = try DistTrainerCommand.parseAsRoot()
             try command.run()
+        } catch let e as TrainerError {
+            // A failure before MPI (a command that runs without it): one line, its exit status.
+            if launcherRank() == 0 { printError(e.message) }
+            Foundation.exit(e.exitCode)
         } catch {
             let code = DistTrainerCommand.exitCode(for: error)
             // --help and --version are "errors" that exit 0 and print to stdout: rank 0's job too.

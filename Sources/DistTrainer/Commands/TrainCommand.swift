@@ -6,6 +6,7 @@
 // on failures) → Core's Trainer, reported by RunReporter → the final evaluation and files.
 import ArgumentParser
 import CoreSupport
+import Formats
 import Foundation
 import Kernels
 import Training
@@ -52,22 +53,37 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Print where this command's run directory is and exit without training (for scripts): 'given DIR' when --run-dir or --resume names it, 'new DIR' for the fresh runs/<timestamp> a run without them would create."))
     var printRunDir = false
 
+    @Flag(help: ArgumentHelp("With --resume: print where the resume would start and exit without training (for scripts): 'resume-point lr_index=L epochs_done=E step_in_epoch=S steps_per_epoch=P epochs=N file=PATH' (the path last, as it may hold spaces), or 'none' for --resume auto without a checkpoint."))
+    var printResumePoint = false
+
     @Option(help: ArgumentHelp("End the job when a collective waits longer than this (a rank died or hung); 0 disables. (default: $DIST_TRAINER_COLLECTIVE_TIMEOUT, else 300)", valueName: "seconds"))
     var collectiveTimeout: Double?
+
+    @Option(help: ArgumentHelp("Also save last.safetensors every this many steps within epochs, in the background (0: at epoch ends only).", valueName: "steps"))
+    var checkpointEvery = 0
+
+    @Option(help: ArgumentHelp("Also save last.safetensors within epochs when this many seconds have passed since the last save (0: never).", valueName: "seconds"))
+    var checkpointInterval = 0.0
 
     // MARK: - Configuration
 
     /// The configuration: the defaults, or --config's file, or on --resume `base` (the checkpoint's,
     /// from `source`), with the flags given merged in by Core's rules (TrainingConfig.merging).
     func makeConfig(base: TrainingConfig? = nil, source: String = "") throws -> TrainingConfig {
-        if base != nil, let config { throw TrainerError("--config \(config): a resumed run keeps the settings of \(source)") }
         let start = try base ?? configFile() ?? TrainingConfig()
         do {
+            // A resumed run whose command names a --config recipe (a requeued or restarted job
+            // repeats its command): the recipe and flags must describe the saved run.
+            if let base, let recipe = try configFile() {
+                let c = try base.resumed(as: try recipe.merging(settings.given), source: source)
+                try c.validate()
+                return c
+            }
             let c = try start.merging(settings.given, resuming: base == nil ? nil : source)
             try c.validate()
             return c
         } catch let e as SettingError {
-            throw settings.present(e, configFile: base == nil ? config : nil)
+            throw settings.present(e, configFile: config)
         }
     }
 
@@ -76,13 +92,15 @@ struct TrainCommand: ParsableCommand {
     func configFile() throws -> TrainingConfig? {
         guard let config else { return nil }
         let bytes: [UInt8]
-        do { bytes = try readFile(config, limit: 1 << 20) } catch let e as TrainerError { throw TrainerError("--config \(e.message)") }
+        do { bytes = try readFile(config, limit: 1 << 20) } catch let e as TrainerError {
+            throw TrainerError("--config \(e.message)", exitCode: ExitStatus.badInput)
+        }
         do {
             return try TrainingConfig(recipe: try RunConfigFile.settingsObject(bytes))
         } catch let e as SettingError {
-            throw TrainerError("--config \(config): \(e)")
+            throw TrainerError("--config \(config): \(e)", exitCode: ExitStatus.badInput)
         } catch {
-            throw TrainerError("--config \(config): not a JSON object of settings (\(error))")
+            throw TrainerError("--config \(config): not a JSON object of settings (\(error))", exitCode: ExitStatus.badInput)
         }
     }
 
@@ -91,6 +109,10 @@ struct TrainCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads: expected at least 1, found \(threads)") }
         if let collectiveTimeout, !(collectiveTimeout >= 0) {
             throw ValidationError("--collective-timeout: expected seconds ≥ 0, found \(collectiveTimeout)")
+        }
+        if checkpointEvery < 0 { throw ValidationError("--checkpoint-every: expected a number of steps ≥ 0, found \(checkpointEvery)") }
+        if !(checkpointInterval >= 0 && checkpointInterval.isFinite) {
+            throw ValidationError("--checkpoint-interval: expected seconds ≥ 0, found \(checkpointInterval)")
         }
         if resume == "auto" {
             if runDir == nil { throw ValidationError("--resume auto: give the run directory with --run-dir") }
@@ -102,6 +124,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if printRunDir { return print(runDirectoryReport()) }
+        if printResumePoint { return print(try resumePointReport()) }
         // Before anything else: a signal during start-up is remembered, not fatal.
         StopSignal.install()
         try withMPIJob(collectiveTimeout: collectiveTimeout) { mpi in try train(mpi: mpi) }
@@ -109,20 +132,52 @@ struct TrainCommand: ParsableCommand {
 
     // MARK: - The job
 
-    /// The job as a recipe: every step is a named call, in order.
+    /// The job as a recipe: every step is a named call, in order. A failure before training is bad
+    /// input (or a refused flag: its error says so), one while writing the run's first files a
+    /// write failure (see ExitStatus).
     func train(mpi: MPICollective) throws {
-        let resumePoint = try resumeDirectory(mpi: mpi).map { try ResumePoint.read(runDirectory: $0, mpi: mpi) }
+        let resumePoint = try exiting(ExitStatus.badInput) { try resumeDirectory(mpi: mpi).map { try ResumePoint.read(runDirectory: $0, mpi: mpi) } }
         let threads = threadsPerRank(mpi: mpi)
         setComputeThreads(threads)
-        let setup = try mpi.agreeing { try TrainingSetup.prepare(flags: self, resuming: resumePoint, mpi: mpi, threads: threads) }
-        let trainer = try mpi.agreeing { try makeTrainer(setup, resuming: resumePoint, mpi: mpi) }
+        let setup = try exiting(ExitStatus.badInput) {
+            try mpi.agreeing { try TrainingSetup.prepare(flags: self, resuming: resumePoint, mpi: mpi, threads: threads) }
+        }
+        let trainer = try exiting(ExitStatus.badInput) { try mpi.agreeing { try makeTrainer(setup, resuming: resumePoint, mpi: mpi) } }
         let reporter = mpi.rank == 0 ? RunReporter(setup: setup, trainer: trainer, resumedFrom: resumePoint) : nil
-        try mpi.agreeing { try reporter?.start(trainer: trainer) }
+        try exiting(ExitStatus.cannotWrite) { try mpi.agreeing { try reporter?.start(trainer: trainer) } }
         try runTraining(trainer, setup: setup, reporter: reporter, mpi: mpi)
+        guard trainer.best != nil else {
+            throw TrainerError("every learning rate diverged (the loss became non-finite); there is no model to evaluate: try smaller rates",
+                               agreed: true, exitCode: ExitStatus.diverged)
+        }
         let validation = try trainer.evaluateBest(on: setup.split.validation)
         let test = try trainer.evaluateBest(on: setup.test)
         let memory = try mpi.allreduceMinMax(peakResidentMegabytes())
         try reporter?.finish(trainer: trainer, validation: validation, test: test, memory: memory)
+    }
+
+    /// `body`'s TrainerErrors, ending the process with `status` unless they name their own.
+    func exiting<T>(_ status: Int32, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as TrainerError { throw e.exiting(status) }
+    }
+
+    /// `--print-resume-point`'s line: where `--resume` would continue (the checkpoint it would use,
+    /// falling back as a resume does), read without MPI; bad input exits 65 like the resume would.
+    func resumePointReport() throws -> String {
+        guard let resume else { throw ValidationError("--print-resume-point: give the run to resume with --resume") }
+        let directory = resume == "auto" ? runDir ?? "" : resume
+        let newest = directory + "/" + RunFiles.last
+        if resume == "auto" && !FileManager.default.fileExists(atPath: newest) { return "none" }
+        do {
+            let path = try ResumePoint.usableCheckpoint(runDirectory: directory, newest: newest)
+            let snapshot = try LastCheckpoint(readSafetensors(path: path), path: path).snapshot
+            let (p, c) = (snapshot.sweep.position, snapshot.config)
+            let steps = snapshot.sweep.data.trainSamples / max(c.samplesPerStep, 1)
+            return "resume-point lr_index=\(p.lrIndex) epochs_done=\(p.epochsDone) step_in_epoch=\(p.stepInEpoch) "
+                + "steps_per_epoch=\(steps) epochs=\(c.epochs) file=\(path)"
+        } catch let e as TrainerError {
+            throw e.exiting(ExitStatus.badInput)
+        }
     }
 
     /// `--print-run-dir`'s line: the run directory the flags name, or the fresh one a run would make.
@@ -166,6 +221,18 @@ struct TrainCommand: ParsableCommand {
         trainer.stopRequested = {
             fault?.beforeStep()
             return StopSignal.requested()
+        }
+        trainer.checkpointEvery = checkpointEvery
+        if mpi.rank == 0 && checkpointInterval > 0 {
+            // Rank 0's clock decides; its vote rides in the step's reduction to every rank.
+            var last = DispatchTime.now().uptimeNanoseconds
+            let interval = UInt64(checkpointInterval * 1e9)
+            trainer.checkpointRequested = {
+                let now = DispatchTime.now().uptimeNanoseconds
+                guard now - last >= interval else { return false }
+                last = now
+                return true
+            }
         }
         guard try trainer.run() != .completed else { return }
         let p = trainer.position, lrs = setup.config.learningRates

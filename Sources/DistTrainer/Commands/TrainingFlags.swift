@@ -116,8 +116,8 @@ struct TrainingFlags: ParsableArguments {
     /// A Core SettingError as the command line says it: by the flag, or for a setting that came
     /// from a --config file and not a flag, by the file and key.
     func present(_ error: SettingError, configFile: String?) -> TrainerError {
-        if let configFile, given[error.setting] == nil { return TrainerError("--config \(configFile): \(error)") }
-        return TrainerError(error.presented(naming: Self.flag))
+        if let configFile, given[error.setting] == nil { return TrainerError("--config \(configFile): \(error)", exitCode: ExitStatus.badInput) }
+        return TrainerError(error.presented(naming: Self.flag), exitCode: ExitStatus.usage)
     }
 }
 

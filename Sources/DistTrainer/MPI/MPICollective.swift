@@ -280,6 +280,6 @@ final class MPICollective: Collective, CommunicationTiming {
         var length: Int32 = 0
         MPI_Error_string(code, &text, &length)
         let message = String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        throw TrainerError("\(call) failed: \(message) (MPI error \(code))")
+        throw TrainerError("\(call) failed: \(message) (MPI error \(code))", exitCode: ExitStatus.peerLost)
     }
 }

@@ -34,9 +34,10 @@ func withMPIJob(collectiveTimeout: Double? = nil, _ body: (MPICollective) throws
         exit(e.exitCode)
     } catch {
         printError(mpi.size > 1 ? "rank \(mpi.rank): \(error)" : "\(error)")
-        if mpi.size > 1 { mpi.abort(code: 1) }
+        let code = (error as? TrainerError)?.exitCode ?? ExitStatus.failure
+        if mpi.size > 1 { mpi.abort(code: code) }
         mpi.finalize()
-        exit(1)
+        exit(code)
     }
     mpi.finalize()
 }

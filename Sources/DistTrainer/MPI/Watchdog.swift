@@ -90,15 +90,15 @@ final class Watchdog: @unchecked Sendable {
             let waited = Double(now - start) / 1e9
             if waited > timeout {
                 end("\(describeCollective()) has not completed after \(Int(waited)) s (collective timeout \(Int(timeout)) s); "
-                    + "another rank has probably died or hung, or a host was lost; ending the job", code: 124,
+                    + "another rank has probably died or hung, or a host was lost; ending the job", code: ExitStatus.peerLost,
                     after: Double(graceMilliseconds.load(ordering: .relaxed)) / 1000)
             }
             // Stopped by a signal that arrived while this collective was already waiting and that
             // the collective has outlived by two seconds: the job is being torn down around us.
             if signalSeenAt != 0 && start < signalSeenAt && now - signalSeenAt > 2_000_000_000 {
                 end("stopped by \(StopSignal.name) while \(describeCollective()) had waited \(Int(waited)) s for the other ranks "
-                    + "(a host was lost or a rank died); last.safetensors holds the state of the last finished epoch",
-                    code: StopSignal.exitCode)
+                    + "(a host was lost or a rank died); last.safetensors holds the last saved state",
+                    code: ExitStatus.peerLost)
             }
         }
     }

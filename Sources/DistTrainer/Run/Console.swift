@@ -62,3 +62,8 @@ final class Console {
 func printError(_ message: String) {
     FileHandle.standardError.write(Data("dist-trainer: error: \(message)\n".utf8))
 }
+
+/// Prints one warning line to stderr (something was wrong, and the run goes on without it).
+func printWarning(_ message: String) {
+    FileHandle.standardError.write(Data("dist-trainer: warning: \(message)\n".utf8))
+}

@@ -16,11 +16,30 @@ struct ResumePoint {
     var checkpoint: LastCheckpoint
 
     /// Reads `runDirectory`'s last checkpoint on rank 0 and decodes it on every rank (collective).
+    /// When the newest cannot be used (a write cut short by a crash, a damaged disk block) and the
+    /// one before it can, the run resumes from that one, with a line saying so.
     static func read(runDirectory: String, mpi: Collective) throws -> ResumePoint {
-        let path = runDirectory + "/" + RunFiles.last
-        let bytes = try mpi.rootReads { try checkpointBytes(runDirectory: runDirectory, path: path) }
+        let newest = runDirectory + "/" + RunFiles.last
+        let chosen = try mpi.rootReads { Array(try usableCheckpoint(runDirectory: runDirectory, newest: newest).utf8) }
+        let path = String(decoding: chosen, as: UTF8.self)
+        let bytes = try mpi.rootReads { try readFile(path) }
         let checkpoint = try mpi.agreeing { try LastCheckpoint(decodeSafetensors(bytes, name: path), path: path) }
         return ResumePoint(runDirectory: runDirectory, path: path, checkpoint: checkpoint)
+    }
+
+    /// The newest checkpoint of the run that decodes: `newest`, else the one kept before it. Throws
+    /// the newest's problem when neither can be used.
+    static func usableCheckpoint(runDirectory: String, newest: String) throws -> String {
+        let previous = RunFiles.previous(of: newest)
+        do {
+            _ = try LastCheckpoint(decodeSafetensors(try checkpointBytes(runDirectory: runDirectory, path: newest), name: newest), path: newest)
+            return newest
+        } catch let problem {
+            guard FileManager.default.fileExists(atPath: previous),
+                  (try? LastCheckpoint(decodeSafetensors(try readFile(previous), name: previous), path: previous)) != nil else { throw problem }
+            printWarning("\(problem); resuming from the checkpoint before it, \(previous)")
+            return previous
+        }
     }
 
     /// The bytes of a run's last checkpoint, with errors that say what is wrong with the directory.

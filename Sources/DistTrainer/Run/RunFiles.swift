@@ -19,6 +19,16 @@ enum RunFiles {
     static let testConfusion = "confusion_test.csv"
     static let best = "best.safetensors"
     static let last = "last.safetensors"
+    /// The checkpoint before the newest `last` (kept so that a damaged newest one costs one interval).
+    static let previousLast = "last.prev.safetensors"
+    /// The elastic restarts of a run, one JSON object per line (written by scripts/elastic.sh).
+    static let restarts = "restarts.jsonl"
+
+    /// The file that keeps the version of `path` before its newest (`last.prev.safetensors`).
+    static func previous(of path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().appendingPathComponent(previousLast).path
+    }
 
     /// Creates `path` (and parents) and checks it is writable; one line naming the flag and the
     /// failing component otherwise.

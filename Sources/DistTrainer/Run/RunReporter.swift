@@ -54,6 +54,7 @@ final class RunReporter: TrainingObserver {
 
     /// The best model's results: console lines, confusion matrices and summary.json.
     func finish(trainer: Trainer, validation: Evaluation, test: Evaluation, memory: (min: Double, max: Double)) throws {
+        try writer.finish()
         guard let best = trainer.best else {
             console.line("no model to evaluate: every learning rate diverged")
             return
@@ -71,7 +72,8 @@ final class RunReporter: TrainingObserver {
             ranks: setup.job.ranks, peakRssMb: .init(minOverRanks: memory.min, maxOverRanks: memory.max),
             collectives: trainer.collective.operationTotals,
             earlyStopped: trainer.history.filter { $0.earlyStopped == true }.map { .init(lr: $0.lr, epoch: $0.epoch) },
-            exactSumRedos: trainer.network.sumRedos)
+            exactSumRedos: trainer.network.sumRedos, checkpointsWithinEpochs: inEpochCheckpoints, checkpointWaitSeconds: writer.waitedSeconds,
+            restarts: Optional(RestartRecord.read(directory + "/" + RunFiles.restarts)).flatMap { $0.isEmpty ? nil : $0 })
         try RunFiles.writeConfusion(validation.confusion, to: directory + "/" + RunFiles.validationConfusion)
         try RunFiles.writeConfusion(test.confusion, to: directory + "/" + RunFiles.testConfusion)
         try RunFiles.writeJSON(summary, to: directory, RunFiles.summary)
@@ -154,6 +156,18 @@ final class RunReporter: TrainingObserver {
         try saveCheckpoints(trainer, best: false)
     }
 
+    /// In-epoch checkpoints go to the background writer (see CheckpointWriter); a snapshot is a copy,
+    /// so training goes on while it is written.
+    let writer = CheckpointWriter()
+
+    /// Checkpoints saved within epochs so far.
+    var inEpochCheckpoints = 0
+
+    func checkpointDue(trainer: Trainer) throws {
+        inEpochCheckpoints += 1
+        try writer.submit(header: job, path: directory + "/" + RunFiles.last) { trainer.snapshot(reusing: &$0) }
+    }
+
     func diverged(lr: Double, lrIndex: Int, epoch: Int, step: Int) {
         console.line("lr \(lr): loss became non-finite at epoch \(epoch) step \(step); abandoning this learning rate (best model untouched)")
     }
@@ -162,11 +176,17 @@ final class RunReporter: TrainingObserver {
     /// files: in that order, so a crash between any two leaves files a resume can reconcile (it
     /// rewrites the metrics from the last checkpoint's history).
     func saveCheckpoints(_ trainer: Trainer, best isBest: Bool) throws {
-        let snapshot = trainer.snapshot()
-        if isBest, let best = trainer.best {
-            try writeSafetensors(try Checkpoint.best(best, architecture: snapshot.architecture, header: job), path: directory + "/" + RunFiles.best)
+        try writer.finish()
+        do {
+            if isBest, let best = trainer.best {
+                try writeSafetensors(try Checkpoint.best(best, architecture: trainer.network.architecture, header: job), path: directory + "/" + RunFiles.best)
+            }
+            // The last checkpoint through the writer (the same path as within epochs), waited for.
+            try writer.submit(header: job, path: directory + "/" + RunFiles.last) { trainer.snapshot(reusing: &$0) }
+            try writer.finish()
+            try RunFiles.writeMetrics(trainer.history, to: directory)
+        } catch let e as TrainerError {
+            throw e.exiting(ExitStatus.cannotWrite)
         }
-        try writeSafetensors(try Checkpoint.last(snapshot, header: job), path: directory + "/" + RunFiles.last)
-        try RunFiles.writeMetrics(trainer.history, to: directory)
     }
 }

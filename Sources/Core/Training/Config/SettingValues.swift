@@ -63,6 +63,15 @@ extension TrainingConfig {
         return merged
     }
 
+    /// A run resumed from `source` (with these, its saved settings) by a command that names a whole
+    /// configuration (a `--config` recipe and flags, as a requeued or restarted job repeats its
+    /// command): `requested`, provided it equals the saved settings in every setting but those
+    /// its ResumeRule lets change (`epochs` may be raised); else the first that differs is refused.
+    public func resumed(as requested: TrainingConfig, source: String) throws(SettingError) -> TrainingConfig {
+        try checkResume(requested, given: Self.settingKeys.sorted(), source: source)
+        return requested
+    }
+
     /// Refuses a resumed run's given settings that its rules do not allow to change.
     func checkResume(_ merged: TrainingConfig, given keys: [String], source: String) throws(SettingError) {
         let (old, new) = (settingObject(), merged.settingObject())

@@ -39,6 +39,13 @@ public final class Trainer {
     /// Polled after every step on every rank; if it returns true on any rank, all ranks stop after
     /// that step together (the vote travels in the step's reduction, so it costs nothing).
     public var stopRequested: () -> Bool = { false }
+    /// Save the state within epochs every this many steps of a learning rate's run (0: at epoch
+    /// ends only). The same on every rank.
+    public var checkpointEvery = 0
+    /// Polled with every step; true on any rank (rank 0's timer, say) asks for an in-epoch
+    /// checkpoint after that step, taken by every rank together (the vote rides in the step's
+    /// reduction like the stop vote).
+    public var checkpointRequested: () -> Bool = { false }
 
     public internal(set) var position = TrainingPosition()
     /// Every finished epoch, in order.
@@ -48,6 +55,9 @@ public final class Trainer {
     public internal(set) var diverged: [Int] = []
     /// The learning rate of the last step (the schedule's value).
     var lastLearningRate = 0.0
+    /// Whether some rank asked for an in-epoch checkpoint with the last step (its vote rides in the
+    /// reduction of the step's first minibatch).
+    var checkpointVoted = false
     /// With `accumulate` K > 1: the sum of the step's reduced minibatch gradients so far, in Double
     /// (this rank's updated part); allocated once, empty without accumulation.
     let accumulatedGradients: Buffer<Double>
@@ -65,7 +75,7 @@ public final class Trainer {
         let arch = config.architecture(inputWidth: split.train.width, classCount: split.train.classCount)
         shard = shardRange(batch: config.batchSize, rank: collective.rank, size: collective.size)
         let largestShard = (config.batchSize + collective.size - 1) / collective.size
-        network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 1, precision: config.precision)
+        network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 2, precision: config.precision)
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
         optimizer = config.gradientCompression == .none ? ShardedAdam(adam: adam, collective: collective)
             : ReplicatedAdam(adam: adam, compression: config.gradientCompression)
@@ -143,6 +153,7 @@ public final class Trainer {
             // The reduced vote: some rank was asked to stop. A stop requested during the last step
             // takes effect after this epoch is recorded (see finishEpoch).
             if stopVoted && position.stepInEpoch < stepsPerEpoch { return .interrupted }
+            if inEpochCheckpointDue { try saveWithinEpoch() }
         }
         return .finished(try validateEpoch())
     }
@@ -205,7 +216,9 @@ public final class Trainer {
                 globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count, dropoutKey: dropoutKey.with(minibatch),
                 keep: Float(1 - config.dropout), batchNormMode: config.batchNorm, labelSmoothing: Float(config.labelSmoothing))
             network.exactSums.pointer[stopVoteSlot] = vote ? 1 : 0
+            network.exactSums.pointer[stopVoteSlot + 1] = micro == 0 && checkpointRequested() ? 1 : 0
             let tally = try network.computeLocalGradients(ctx, collective: collective)
+            if micro == 0 { checkpointVoted = network.exactSums.pointer[stopVoteSlot + 1] > 0 }
             total.lossSum += tally.lossSum
             total.correct += tally.correct
             if k > 1 {
@@ -307,6 +320,24 @@ public final class Trainer {
 
     /// Whether any rank voted to stop in the last step.
     var stopVoted: Bool { network.exactSums.pointer[stopVoteSlot] > 0 }
+
+    // MARK: - Checkpoints within an epoch
+
+    /// After a step that is not the epoch's last (whose checkpoint comes with the epoch's record):
+    /// every `checkpointEvery` steps of the run, or when a rank asked (its vote rode in the step's
+    /// last reduction, so every rank sees the same sum). Every rank decides the same.
+    var inEpochCheckpointDue: Bool {
+        guard position.stepInEpoch < stepsPerEpoch else { return false }
+        let runStep = position.epochsDone * stepsPerEpoch + position.stepInEpoch
+        return (checkpointEvery > 0 && runStep % checkpointEvery == 0) || checkpointVoted
+    }
+
+    /// Gathers the optimizer's moments (a collective) and lets rank 0's observer save the state,
+    /// which is complete and consistent after a step: a resume from it continues bit for bit.
+    func saveWithinEpoch() throws {
+        try optimizer.gatherMoments(collective: collective)
+        if isRoot { try observer?.checkpointDue(trainer: self) }
+    }
 
     // MARK: - Checks
 

@@ -5,18 +5,43 @@
 // settings; only `epochs` may have been raised). Reading a checkpoint file into a snapshot is
 // Formats' job (LastCheckpoint).
 import CoreSupport
+import Kernels
+import Model
 
 extension Trainer {
     /// A copy of the whole state. Adam's moments are current on every rank only after a gather,
     /// which the trainer does before every observer call that may save (`epochFinished`,
     /// `interrupted`); a snapshot taken elsewhere holds only this rank's part of them current.
     public func snapshot() -> TrainingSnapshot {
+        snapshot(model: network.state, moments: AdamMoments(m: adam.m.array, v: adam.v.array))
+    }
+
+    /// A snapshot around copies of the model and moments already taken.
+    func snapshot(model: ModelState, moments: AdamMoments) -> TrainingSnapshot {
         let sweep = SweepState(
             position: position, optimizerStep: adam.step, history: history, best: best?.record, diverged: diverged,
             data: DataShape(trainSamples: train.count, validationSamples: validation.count, inputWidth: train.width))
-        return TrainingSnapshot(config: config, architecture: network.architecture, model: network.state,
-                                moments: AdamMoments(m: adam.m.array, v: adam.v.array), sweep: sweep, bestModel: best?.state,
-                                sumBounds: network.sumBounds)
+        return TrainingSnapshot(config: config, architecture: network.architecture, model: model, moments: moments, sweep: sweep,
+                                bestModel: best?.state, sumBounds: network.sumBounds)
+    }
+
+    /// The same as `snapshot()`, written into `recycled`'s arrays when they have the sizes (an
+    /// earlier snapshot nothing else holds any more: its memory is reused in place, so that frequent
+    /// snapshots within epochs allocate nothing and fault in no fresh pages).
+    public func snapshot(reusing recycled: inout TrainingSnapshot?) -> TrainingSnapshot {
+        // Taken out of the optional, so that this is its only reference and its arrays are written
+        // in place (a second reference would make the first write copy them).
+        guard var s = recycled.take(), s.model.parameters.count == network.parameters.count,
+              s.model.runningStats.count == network.runningStats.count, s.moments.m.count == adam.m.count else { return snapshot() }
+        func copy(_ source: Buffer<Float>, into target: inout [Float]) {
+            target.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: source.pointer, count: source.count) }
+        }
+        copy(network.parameters, into: &s.model.parameters)
+        copy(network.runningStats, into: &s.model.runningStats)
+        copy(adam.m, into: &s.moments.m)
+        copy(adam.v, into: &s.moments.v)
+        let fresh = snapshot(model: s.model, moments: s.moments)
+        return fresh
     }
 
     /// Restores `snapshot` (read from `path`, named in errors).

@@ -20,6 +20,13 @@ public protocol TrainingObserver: AnyObject {
     /// Training stopped mid-epoch because a stop was requested (a signal); the trainer's state is
     /// complete and consistent, so a checkpoint written now resumes exactly.
     func interrupted(trainer: Trainer) throws
+    /// A checkpoint within an epoch is due (`Trainer.checkpointEvery`, or a rank's request): the
+    /// state is complete and consistent after a step, as for `interrupted`.
+    func checkpointDue(trainer: Trainer) throws
+}
+
+extension TrainingObserver {
+    public func checkpointDue(trainer: Trainer) throws {}
 }
 
 /// Why `Trainer.run` returned.

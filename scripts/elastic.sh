@@ -8,8 +8,8 @@
 # (MPIRUN_ARGS included, PROBE_TIMEOUT seconds each, in parallel); the job restarts with
 # `--resume` on the hosts that answer, with the ranks their slots give, as long as at least MIN_HOSTS
 # answer and fewer than MAX_RESTARTS restarts were made. A host that answers again takes part again
-# from the next restart. A failure with every host answering restarts only when it was a lost rank
-# (69: a collective timed out or failed; 137: a rank was killed), not on an unexplained error.
+# from the next restart. A failure with every host answering (a killed rank, a link that came back)
+# restarts too, except exit status 1, the binary's unexplained error, which a restart would repeat.
 # Each restart prints one line and appends a record to RUN_DIR/restarts.jsonl, which the run's
 # summary.json includes.
 # shellcheck shell=bash
@@ -113,7 +113,7 @@ elastic_run() {
             hosts_alive+=("$host"); count=$((count + 1)); ranks=$((ranks + slots))
         done <<<"$alive"
         lost="$(comm -23 <(elastic_hosts "$current" | awk '{print $1}' | sort) <(printf '%s\n' "${hosts_alive[@]}" | sort) | tr '\n' ' ' | sed 's/ $//')"
-        if [ -z "$lost" ] && [ "$status" -ne 69 ] && [ "$status" -ne 137 ]; then
+        if [ -z "$lost" ] && [ "$status" -eq 1 ]; then
             echo "train.sh: the job failed (exit $status) and every host answers: not a lost host; not restarting" >&2
             rm -f "$attempt_log"; return "$status"
         fi

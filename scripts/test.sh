@@ -57,9 +57,9 @@ export MULTIHOST_REQUIRED=1        # and so must the emulated cluster, sshd and 
 say "running tests (binary under test: $DIST_TRAINER_BIN)"
 if [ $# -gt 0 ]; then exec swift test --package-path "$ROOT" "$@"; fi
 # The multi-host tests time how fast a lost host ends a job: they run alone, after the rest.
-swift test --package-path "$ROOT" --explicit-target-dependency-import-check error --parallel --num-workers 2 --skip MultiHostTests
+swift test --package-path "$ROOT" --explicit-target-dependency-import-check error --parallel --num-workers 2 --skip "MultiHost(Tests|ElasticTests)"
 say "running the multi-host tests (emulated hosts, one at a time)"
-swift test --package-path "$ROOT" --skip-build --filter MultiHostTests
+swift test --package-path "$ROOT" --skip-build --filter "MultiHost(Tests|ElasticTests)"
 # The parsers of untrusted files under libFuzzer and AddressSanitizer, a short fixed budget each
 # (a longer run: scripts/fuzz.sh all 600). A finding fails the run.
 say "fuzzing the file parsers (${FUZZ_SECONDS:-15} s per harness)"

@@ -29,6 +29,14 @@ final class SlurmTests: XCTestCase {
         try runClusterTest(["--requeue"])
     }
 
+    /// Elastic under Slurm: a 2-node train.sbatch job with MAX_RESTARTS=1 loses its second node
+    /// mid-epoch (slurmd and its processes killed, link down); the batch script starts the step
+    /// again on the first node (srun --exclude, --overlap) and the job ends with the uninterrupted
+    /// single-process run's bits.
+    func testLostNodeRestartsTheStepOnTheRest() throws {
+        try runClusterTest(["--elastic"])
+    }
+
     func runClusterTest(_ arguments: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.script) else {
             return XCTFail("\(Self.script): missing or not executable")

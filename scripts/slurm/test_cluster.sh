@@ -10,6 +10,7 @@
 #   scripts/slurm/test_cluster.sh            # exit 0 = passed, 1 = failed (logs printed), 77 = skipped
 #   scripts/slurm/test_cluster.sh --nodes 2  # a 2-node cluster on emulated hosts instead (below)
 #   scripts/slurm/test_cluster.sh --requeue  # preemption: requeued jobs resume and end exactly (below)
+#   scripts/slurm/test_cluster.sh --elastic  # a node lost mid-run: the step restarts on the other (below)
 #
 # With --requeue it runs three train.sbatch jobs of the same recipe: one uninterrupted; one that
 # `scontrol requeue` preempts mid-epoch (SIGTERM: the ranks save and stop, Slurm requeues the job,
@@ -17,6 +18,12 @@
 # --signal=USR1@SECONDS warning does (the ranks save and exit 75, the batch script requeues the job).
 # Rank 0 pauses at a known step (DIST_TRAINER_FAULT=pause) so the signal always lands mid-epoch.
 # Both preempted jobs must have run twice and end with the uninterrupted job's metrics, bitwise.
+#
+# With --elastic (2 emulated nodes) train.sbatch runs with MAX_RESTARTS=1 and --checkpoint-every 5,
+# one task per node; the task on the second node pauses mid-epoch and that node dies (its slurmd and
+# every process in it killed, its link down). The step fails, the batch script finds the node gone,
+# starts the step again on the first node alone (srun --exclude) from the newest checkpoint, and the
+# job must complete with the uninterrupted single-process run's metrics, test results and tensors.
 #
 # With --nodes N (N ≥ 2) the cluster is N emulated hosts of scripts/cluster/netns.sh (network
 # namespaces with their own addresses and host names): slurmctld runs in the root namespace on the
@@ -43,12 +50,13 @@ START=$SECONDS
 say() { printf '[slurm-test %3ds] %s\n' "$((SECONDS - START))" "$*"; }
 skip() { printf '[slurm-test] SKIP: %s\n' "$*"; exit 77; }
 
-TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PIDS=() FAILED=0 NODES=1 CLUSTER="" REQUEUE=0
+TMP="" MUNGED_PID="" SLURMCTLD_PID="" SLURMD_PIDS=() FAILED=0 NODES=1 CLUSTER="" REQUEUE=0 ELASTIC=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --nodes) [ $# -ge 2 ] || { echo "test_cluster.sh: --nodes needs a value (a number of nodes)" >&2; exit 2; }
                  NODES="$2"; shift 2 ;;
         --requeue) REQUEUE=1; shift ;;
+        --elastic) ELASTIC=1 NODES=2; shift ;;
         *) echo "test_cluster.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -199,6 +207,8 @@ if [ "$NODES" -gt 1 ]; then
         mkdir -p "$TMP/spool/$name" "$TMP/tmpfs/$name"
     done <"$DTCLUSTER_STATE/hosts"
 fi
+SLURMD_TIMEOUT=300
+[ "$ELASTIC" = 1 ] && SLURMD_TIMEOUT=10
 export SLURM_CONF="$TMP/slurm.conf"
 cat >"$SLURM_CONF" <<EOF
 # Throwaway one-node cluster for scripts/slurm/test_cluster.sh
@@ -245,6 +255,9 @@ MinJobAge=600
 DependencyParameters=kill_invalid_depend
 InactiveLimit=0
 KillWait=5
+# A node that stops answering is declared down after this many seconds (the elastic test waits for
+# that before the job can leave "completing"; the default is 300 s).
+SlurmdTimeout=$SLURMD_TIMEOUT
 $OVERRIDES
 $NODE_LINES
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
@@ -362,6 +375,50 @@ PY
         fi
         say "job $JOB ($how): requeued $restarts time(s), resumed, COMPLETED, metrics bitwise the uninterrupted run's; one log for both runs"
     done
+    exit 0
+fi
+
+# --- (f3) elastic: a node lost mid-run -----------------------------------------------------------------
+if [ "$ELASTIC" = 1 ]; then
+    recipe=(--model 1 --hidden "16,8" --epochs 3 --batch-size 50 --lr 0.01 --threads 1 --data-dir "$TMP/data")
+    say "uninterrupted reference: one process"
+    "$BIN" train "${recipe[@]}" --run-dir "$TMP/reference" >"$TMP/reference.out" 2>&1 || fail "the reference run failed: $(tail -n 3 "$TMP/reference.out")"
+    ready="$TMP/elastic.paused"
+    # Rank 1 (the second node) pauses before its 30th step (epoch 2 of 24-step epochs).
+    JOB="$(cd "$TMP" && DIST_TRAINER_BIN="$BIN" MAX_RESTARTS=1 PROBE_TIMEOUT=10 DIST_TRAINER_FAULT=pause:1:30 DIST_TRAINER_FAULT_READY="$ready" \
+        sbatch --parsable --nodes=2 --ntasks=2 --ntasks-per-node=1 --output="$TMP/train-elastic-%j.out" "$HERE/train.sbatch" \
+        "${recipe[@]}" --run-dir "$TMP/elastic" --checkpoint-every 5 --collective-timeout 5 | cut -d';' -f1)" || fail "sbatch failed"
+    for _ in $(seq 1 600); do [ -e "$ready" ] && break; sleep 0.1; done
+    [ -e "$ready" ] || fail "job $JOB never reached its pause"
+    dead="${NODE_NAMES[1]}"
+    say "job $JOB paused mid-epoch: node $dead dies (slurmd and every process in it killed, link down)"
+    kill -9 "${SLURMD_PIDS[1]}" 2>/dev/null
+    ip netns pids "$dead" | xargs -r kill -9
+    "$ROOT/scripts/cluster/netns.sh" link-down "$dead" >/dev/null 2>&1
+    SLURM_TEST_TIMEOUT=${SLURM_TEST_TIMEOUT:-240} wait_jobs
+    out="$TMP/train-elastic-$JOB.out"
+    scontrol -o show job "$JOB" | grep -q -E 'JobState=COMPLETED .*ExitCode=0:0' \
+        || fail "job $JOB did not complete: $(scontrol -o show job "$JOB" | grep -o -E 'JobState=[^ ]+|ExitCode=[^ ]+' | tr '\n' ' ')"
+    grep -q "train.sbatch: restart 1 of 1: lost $dead" "$out" || fail "job $JOB: no restart line naming $dead in $out"
+    grep -q "resuming from" "$out" || fail "job $JOB: the restarted step did not resume: $out"
+    python3 - "$TMP/reference" "$TMP/elastic" <<'PY' || fail "job $JOB: the elastic run's bits differ from the uninterrupted run's"
+import hashlib, json, struct, sys
+T = {"train_seconds", "val_seconds", "communication_seconds", "slowest_rank", "compute_seconds_min", "compute_seconds_max"}
+def rows(d): return [{k: v for k, v in json.loads(l).items() if k not in T} for l in open(d + "/metrics.jsonl")]
+def results(d):
+    s = json.load(open(d + "/summary.json"))
+    return {k: s[k] for k in ("best", "validation", "test")}
+def tensors(p):
+    raw = open(p, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; h = json.loads(raw[8:8 + n]); body = raw[8 + n:]
+    return {k: hashlib.sha256(body[v["data_offsets"][0]:v["data_offsets"][1]]).hexdigest() for k, v in h.items() if k != "__metadata__"}
+a, b = sys.argv[1:3]
+same = rows(a) == rows(b) and results(a) == results(b) and all(tensors(f"{a}/{f}") == tensors(f"{b}/{f}") for f in ("best.safetensors", "last.safetensors"))
+restarts = json.load(open(b + "/summary.json")).get("restarts", [])
+print(f"    elastic run: {len(rows(b))} epochs, test accuracy {results(b)['test']['accuracy']:.4f} "
+      f"(uninterrupted {results(a)['test']['accuracy']:.4f}), restarts {[(r['lost_hosts'], r['ranks']) for r in restarts]}, identical: {same}")
+sys.exit(0 if same and len(restarts) == 1 else 1)
+PY
+    say "job $JOB: lost $dead mid-run, restarted on ${NODE_NAMES[0]} alone, COMPLETED, bitwise the uninterrupted run"
     exit 0
 fi
 

@@ -36,11 +36,25 @@ public func ceilLog2(_ n: Int) -> Int { n <= 1 ? 0 : Int.bitWidth - (n - 1).lead
 public func sumGrid(bound: Double, rows: Int, headroom: Int = sumHeadroomBits) -> (scale: Double, limit: Double) {
     guard bound.isFinite else { return (1, .infinity) }
     guard bound > 0 else { return (1, 0) }
-    let e = Int(bound.exponent) + 1 + headroom  // bound < 2^(exponent + 1)
+    let e = binaryExponent(bound) + 1 + headroom  // bound < 2^(exponent + 1)
     // One bit of slack below 2⁵³: a term at the limit rounds to at most half the steps a partial
     // sum may hold, so no partial sum of ≤ rows terms can round.
     let gridExponent = e + ceilLog2(rows) - 52
-    return (Double(sign: .plus, exponent: -gridExponent, significand: 1), Double(sign: .plus, exponent: e, significand: 1))
+    return (powerOfTwo(-gridExponent), powerOfTwo(e))
+}
+
+/// The binary exponent of a positive finite Double (`Double.exponent`, read from the bits for the
+/// normal numbers every bound here is: this runs for every column of every step).
+@inline(__always)
+func binaryExponent(_ v: Double) -> Int {
+    let biased = Int((v.bitPattern >> 52) & 0x7FF)
+    return biased == 0 ? Int(v.exponent) : biased - 1023
+}
+
+/// 2^k, built from its bits where it is a normal Double.
+@inline(__always)
+func powerOfTwo(_ k: Int) -> Double {
+    (-1022...1023).contains(k) ? Double(bitPattern: UInt64(k + 1023) << 52) : Double(sign: .plus, exponent: k, significand: 1)
 }
 
 /// `sumGrid` for every column: `scale[j]`, `limit[j]` from `bounds[j]`.
@@ -68,11 +82,16 @@ public func productBits(rows: Int) -> Int { min(8, (24 - ceilLog2(rows)) / 2) }
 /// Per-column maxima of |m| over the rows of a [rows × width] matrix, merged into `maxima` (which the
 /// caller initialises, to 0 for a fresh maximum). NaNs are skipped (a diverged run is caught by its
 /// loss), so that a maximum stays an ordinary number every rank can compare.
-public func columnMaxima(_ m: UnsafePointer<Float>, rows: Int, width: Int, into maxima: UnsafeMutablePointer<Double>) {
+/// The maxima are taken in Float (exact: a maximum of Floats is one of them) in `scratch` (width
+/// Floats), which keeps the loop to one vector max per element.
+public func columnMaxima(_ m: UnsafePointer<Float>, rows: Int, width: Int, into maxima: UnsafeMutablePointer<Double>,
+                         scratch: UnsafeMutablePointer<Float>) {
+    for j in 0..<width { scratch[j] = Float(maxima[j]) }
     for i in 0..<rows {
         let row = m + i * width
-        for j in 0..<width { maxima[j] = max(maxima[j], Double(abs(row[j]))) }
+        for j in 0..<width { scratch[j] = max(scratch[j], abs(row[j])) }
     }
+    for j in 0..<width { maxima[j] = Double(scratch[j]) }
 }
 
 /// Rounds every column of a [rows × width] matrix in place to `bits` bits below `maxima[j]` (the

@@ -148,8 +148,9 @@ extension Network {
         let m = exact.finalMaxima.pointer
         for l in 0...blocks.count {
             let slot = l < blocks.count ? layout.dense[l] : layout.head
-            columnMaxima(layerInput(l), rows: ctx.rows, width: slot.fanIn, into: m + exact.inputMaxima[l])
-            if outputs { columnMaxima(outputGradient(l), rows: ctx.rows, width: slot.fanOut, into: m + exact.outputMaxima[l]) }
+            let scratch = exact.roundScratch.pointer
+            columnMaxima(layerInput(l), rows: ctx.rows, width: slot.fanIn, into: m + exact.inputMaxima[l], scratch: scratch)
+            if outputs { columnMaxima(outputGradient(l), rows: ctx.rows, width: slot.fanOut, into: m + exact.outputMaxima[l], scratch: scratch) }
         }
     }
 

@@ -16,7 +16,7 @@ final class AccumulationTests: XCTestCase {
         let count = 300
         let pixels = (0..<(count * 16)).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let labels = (0..<count).map { _ in UInt8.random(in: 0...9, using: &rng) }
-        return DataSplit(LabeledImages(pixels: pixels, labels: labels, rows: 4, cols: 4, classCount: 10), valFraction: 0.2, seed: 12)
+        return DataSplit(LabeledData(pixels: pixels, labels: labels, rows: 4, cols: 4, classCount: 10), valFraction: 0.2, seed: 12)
     }
 
     func config(accumulate: Int) -> TrainingConfig {

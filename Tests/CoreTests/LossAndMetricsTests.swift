@@ -198,7 +198,7 @@ final class LossAndMetricsTests: XCTestCase {
         let count = 7
         let pixels = (0..<(count * 4)).map { UInt8(($0 * 37 + 11) % 256) }
         let labels: [UInt8] = [0, 1, 2, 0, 1, 2, 1]
-        let images = LabeledImages(pixels: pixels, labels: labels, rows: 2, cols: 2, classCount: 10)
+        let images = LabeledData(pixels: pixels, labels: labels, rows: 2, cols: 2, classCount: 10)
         let evaluation = try evaluate(net, on: images, collective: SingleProcess())
 
         var lossSum = 0.0

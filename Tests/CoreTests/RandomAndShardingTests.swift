@@ -260,17 +260,17 @@ final class RandomAndShardingTests: XCTestCase {
     // MARK: - Train/validation split
 
     /// Images whose three pixels encode their index, so a split can be traced back.
-    func indexedImages(_ count: Int) -> LabeledImages {
+    func indexedImages(_ count: Int) -> LabeledData {
         var pixels = [UInt8](repeating: 0, count: count * 3)
         for i in 0..<count {
             pixels[3 * i] = UInt8(i & 0xFF)
             pixels[3 * i + 1] = UInt8((i >> 8) & 0xFF)
             pixels[3 * i + 2] = UInt8((i >> 16) & 0xFF)
         }
-        return LabeledImages(pixels: pixels, labels: (0..<count).map { UInt8($0 % 10) }, rows: 1, cols: 3, classCount: 10)
+        return LabeledData(pixels: pixels, labels: (0..<count).map { UInt8($0 % 10) }, rows: 1, cols: 3, classCount: 10)
     }
 
-    func indices(_ images: LabeledImages) -> [Int] {
+    func indices(_ images: LabeledData) -> [Int] {
         (0..<images.count).map { i in
             Int(images.pixels[3 * i]) | Int(images.pixels[3 * i + 1]) << 8 | Int(images.pixels[3 * i + 2]) << 16
         }

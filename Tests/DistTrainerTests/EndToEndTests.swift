@@ -261,7 +261,7 @@ struct DoubleReferenceModel {
     }
 
     /// Mean cross-entropy and confusion matrix (rows: true class) on `images`.
-    func evaluate(_ images: LabeledImages) -> (loss: Double, confusion: [[Int]]) {
+    func evaluate(_ images: LabeledData) -> (loss: Double, confusion: [[Int]]) {
         var confusion = Array(repeating: Array(repeating: 0, count: images.classCount), count: images.classCount)
         var loss = 0.0
         for i in 0..<images.count {

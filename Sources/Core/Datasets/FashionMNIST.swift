@@ -2,8 +2,11 @@
 //
 // Fashion-MNIST (Zalando Research) is 60000 train and 10000 test 28×28 grayscale images of clothing in
 // 10 classes, shipped as four IDX files, usually gzipped. This file finds the directory, reads the four
-// files (.gz or plain), checks that they fit together, and returns two LabeledImages. It does not
-// download anything (Download.swift), split off a validation set, batch, or convert to Float.
+// files (.gz or plain), checks that they fit together, and returns two LabeledData. The same four
+// file names serve MNIST, KMNIST and EMNIST-style data of any image size and class count: the class
+// count is the training labels' largest plus one, and Fashion-MNIST (recognised by its training
+// labels' official checksum) keeps its class names. It does not download anything (Download.swift),
+// split off a validation set, batch, or convert to Float.
 import CoreSupport
 import Formats
 import Foundation
@@ -92,7 +95,7 @@ public enum FashionMNIST {
     /// exists; gzip is intact; IDX headers are right for labels (rank 1) and images (rank 3); image and
     /// label counts agree; there is at least one image; every label is `< classCount`; train and test
     /// images have the same size.
-    public static func load(directory: String) throws -> (train: LabeledImages, test: LabeledImages) {
+    public static func load(directory: String) throws -> (train: LabeledData, test: LabeledData) {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) else {
             throw TrainerError("Fashion-MNIST directory \(directory) does not exist")
@@ -100,8 +103,9 @@ public enum FashionMNIST {
         guard isDir.boolValue else {
             throw TrainerError("Fashion-MNIST directory \(directory) is not a directory")
         }
-        let train = try loadSplit(directory: directory, split: "train", images: trainImages, labels: trainLabels)
-        let test = try loadSplit(directory: directory, split: "test", images: testImages, labels: testLabels)
+        var train = try loadSplit(directory: directory, split: "train", images: trainImages, labels: trainLabels, classCount: nil)
+        var test = try loadSplit(directory: directory, split: "test", images: testImages, labels: testLabels, classCount: train.classCount)
+        if sha256Hex(encodeIDX(dims: [train.count], bytes: train.labels)) == files[1].sha256 { (train.classNames, test.classNames) = (classNames, classNames) }
         guard train.rows == test.rows, train.cols == test.cols else {
             throw TrainerError(
                 "\(testImages): images are \(test.rows)×\(test.cols) but \(trainImages) images are "
@@ -111,7 +115,9 @@ public enum FashionMNIST {
     }
 
     /// Loads one images/labels pair and checks it is consistent.
-    static func loadSplit(directory: String, split: String, images: String, labels: String) throws -> LabeledImages {
+    /// `classCount`: the training set's (labels must be below it); nil for the training set itself,
+    /// whose largest label sets it.
+    static func loadSplit(directory: String, split: String, images: String, labels: String, classCount known: Int?) throws -> LabeledData {
         let imageIDX = try parseIDX(readDataFile(directory: directory, name: images), name: images, expectedRank: 3)
         let labelIDX = try parseIDX(readDataFile(directory: directory, name: labels), name: labels, expectedRank: 1)
         let count = imageIDX.dims[0], rows = imageIDX.dims[1], cols = imageIDX.dims[2]
@@ -125,11 +131,13 @@ public enum FashionMNIST {
         guard rows > 0, cols > 0 else {
             throw TrainerError("\(images): images are \(rows)×\(cols), expected both sides > 0")
         }
+        let classCount = known ?? Int(labelIDX.bytes.max() ?? 0) + 1
+        guard classCount >= 2 else { throw TrainerError("\(labels): every label is 0; a classifier needs at least 2 classes") }
         if let bad = labelIDX.bytes.withUnsafeBufferPointer({ $0.firstIndex { Int($0) >= classCount } }) {
             throw TrainerError(
-                "\(labels): label \(labelIDX.bytes[bad]) at index \(bad), expected < \(classCount)")
+                "\(labels): label \(labelIDX.bytes[bad]) at index \(bad) is not a class of the training data (0 to \(classCount - 1))")
         }
-        return LabeledImages(pixels: imageIDX.bytes, labels: labelIDX.bytes, rows: rows, cols: cols, classCount: classCount)
+        return LabeledData(pixels: imageIDX.bytes, labels: labelIDX.bytes, rows: rows, cols: cols, classCount: classCount)
     }
 
     /// Reads `<directory>/<name>.gz` or, failing that, `<directory>/<name>`, inflating if gzipped.

@@ -36,6 +36,18 @@ public struct CheckpointHeader: Equatable, Sendable {
     public var threadsPerRank: Int?
     /// The program that wrote it, with version and source revision.
     public var producer: String?
+    /// Where the data was and how it was read (files of older versions: only `dataDirectory`).
+    public var dataSource: DataSource?
+    /// The classes' names by label, and the scaling of the raw inputs (older files: none; their
+    /// data was Fashion-MNIST's bytes, scaled by 1/255).
+    public var classNames: [String]?
+    public var input: InputTransform?
+
+    /// Where the data was: the recorded source, or an older file's data directory.
+    public var recordedSource: DataSource? { dataSource ?? dataDirectory.map { DataSource(data: $0) } }
+
+    /// The transform a file's raw values need before this model sees them.
+    public var inputTransform: InputTransform { input ?? .bytes(width: architecture.inputWidth) }
 
     public init(kind: CheckpointKind, architecture: Architecture, config: TrainingConfig,
                 dataDirectory: String? = nil, ranks: Int? = nil, threadsPerRank: Int? = nil, producer: String? = nil) {
@@ -60,6 +72,9 @@ public struct CheckpointHeader: Equatable, Sendable {
         m["ranks"] = ranks.map(String.init)
         m["threads_per_rank"] = threadsPerRank.map(String.init)
         m["dist_trainer_version"] = producer
+        m["data_source"] = try dataSource.map { try JSONCoding.text($0) }
+        m["class_names"] = try classNames.map { try JSONCoding.text($0) }
+        m["input_transform"] = try input.map { try JSONCoding.text($0) }
         return m
     }
 
@@ -104,6 +119,16 @@ public struct CheckpointHeader: Equatable, Sendable {
         self.init(kind: kind, architecture: arch, config: config,
                   dataDirectory: file.metadata["data_dir"], ranks: file.metadata["ranks"].flatMap { Int($0) },
                   threadsPerRank: file.metadata["threads_per_rank"].flatMap { Int($0) }, producer: file.metadata["dist_trainer_version"])
+        dataSource = file.metadata["data_source"] == nil ? nil : try file.decodeMetadata(DataSource.self, key: "data_source", path: path)
+        classNames = file.metadata["class_names"] == nil ? nil : try file.decodeMetadata([String].self, key: "class_names", path: path)
+        input = file.metadata["input_transform"] == nil ? nil : try file.decodeMetadata(InputTransform.self, key: "input_transform", path: path)
+        if let classNames, classNames.count != arch.classCount {
+            throw TrainerError("\(path): metadata 'class_names' has \(classNames.count) names for a model of \(arch.classCount) classes")
+        }
+        if let input, input.width != arch.inputWidth || input.scale.count != input.shift.count
+            || !(input.shift + input.scale).allSatisfy(\.isFinite) {
+            throw TrainerError("\(path): metadata 'input_transform' does not fit a model of \(arch.inputWidth) inputs (or is not finite)")
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //
 // The Fashion-MNIST files ship as .gz; we inflate a whole file at once into one [UInt8] (47 MB for
 // the largest), which is simpler and faster than streaming and small enough to keep in memory.
-// `gzip` exists so tests can write .gz fixtures. This is not a general archive tool: no file names,
-// no timestamps, no streaming API, and only the gzip wrapper (not raw deflate, not zlib's wrapper).
+// `gzip` exists so tests can write .gz fixtures; `inflateRaw` unpacks the raw deflate members of a
+// zip archive (NumPy's .npz). This is not a general archive tool: no file names, no timestamps, no
+// streaming API.
 import CoreSupport
 import CZlib
 
@@ -68,6 +69,19 @@ public func gunzip(_ data: [UInt8], name: String, limit: Int = 1 << 30) throws -
     return out
 }
 
+/// Inflates a raw deflate stream (no wrapper: a zip member) that must inflate to exactly `size`
+/// bytes; `name` is blamed in errors.
+public func inflateRaw(_ data: UnsafeBufferPointer<UInt8>, size: Int, name: String) throws -> [UInt8] {
+    let inflater = try Inflater(name: name, limit: max(size, 1), windowBits: -15)
+    defer { inflater.end() }
+    var out = [UInt8](repeating: 0, count: max(size, 1))
+    var produced = 0
+    _ = try inflater.inflateMember(input: data, from: 0, output: &out, produced: &produced)
+    guard produced == size else { throw TrainerError("\(name): inflates to \(produced) bytes, its zip entry says \(size)") }
+    out.removeSubrange(produced...)
+    return out
+}
+
 /// Deflates `data` into a single-member gzip stream (default compression level, no file name, mtime 0).
 /// Used by tests to write fixtures; never fails for in-memory input.
 public func gzip(_ data: [UInt8]) -> [UInt8] {
@@ -124,14 +138,15 @@ private struct Inflater {
     /// The most bytes the output may grow to.
     let limit: Int
 
-    init(name: String, limit: Int) throws {
+    /// `windowBits` 15 + 16: gzip wrapper only, 32 KiB window (we checked the magic ourselves, so the
+    /// "auto-detect zlib or gzip" mode, 32 + 15, would only let non-gzip inputs through); −15: raw
+    /// deflate (zip members).
+    init(name: String, limit: Int, windowBits: Int32 = 15 + 16) throws {
         self.name = name
         self.limit = limit
         stream = .allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        // 16 + 15: gzip wrapper only, 32 KiB window. We checked the magic ourselves, so the "auto-detect
-        // zlib or gzip" mode (32 + 15) would only let non-gzip inputs through.
-        let rc = inflateInit2_(stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        let rc = inflateInit2_(stream, windowBits, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard rc == Z_OK else {
             stream.deallocate()
             throw TrainerError("\(name): zlib inflateInit2 failed (\(rc))")

@@ -382,23 +382,32 @@ public final class Network {
 
     // MARK: Input
 
-    /// Loads images `indices` of `images` into rows 0 ..< indices.count of `input` (pixels / 255)
-    /// and their labels into `labels`.
-    /// With `augmentation`, each image is transformed (keyed by its index) as it is copied.
-    public func gather(_ images: LabeledImages, indices: UnsafeBufferPointer<Int>, augmentation: Augmentation? = nil) {
-        let width = images.width
+    /// Loads samples `indices` of `data` into rows 0 ..< indices.count of `input` and their labels
+    /// into `labels`: bytes scaled by 1/255 (InputTransform.bytes), Float features as they are (the
+    /// data set was standardised when it was loaded). With `augmentation` (images only), each image
+    /// is transformed (keyed by its index) as it is copied.
+    public func gather(_ data: LabeledData, indices: UnsafeBufferPointer<Int>, augmentation: Augmentation? = nil) {
+        let width = data.width
         precondition(width == architecture.inputWidth && indices.count <= capacity)
-        images.pixels.withUnsafeBufferPointer { px in
+        for (row, index) in indices.enumerated() { labels.pointer[row] = Int32(data.labels[index]) }
+        guard data.encoding == .bytes else {
+            data.features.withUnsafeBufferPointer { f in
+                for (row, index) in indices.enumerated() {
+                    (input.pointer + row * width).update(from: f.baseAddress! + index * width, count: width)
+                }
+            }
+            return
+        }
+        data.pixels.withUnsafeBufferPointer { px in
             let scale: Float = 1.0 / 255.0
             for (row, index) in indices.enumerated() {
                 let src = px.baseAddress! + index * width
                 let dst = input.pointer + row * width
                 if let augmentation {
-                    augmentation.apply(src, rows: images.rows, cols: images.cols, index: index, into: dst)
+                    augmentation.apply(src, rows: data.rows, cols: data.cols, index: index, into: dst)
                 } else {
                     for j in 0..<width { dst[j] = Float(src[j]) * scale }
                 }
-                labels.pointer[row] = Int32(images.labels[index])
             }
         }
     }

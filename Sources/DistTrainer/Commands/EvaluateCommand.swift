@@ -25,8 +25,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Which split: test (t10k) or val (the run's validation split).")
     var split: Split = .test
 
-    @Option(help: ArgumentHelp("Data directory (default: the one recorded in the checkpoint, else the usual search).", valueName: "dir"))
-    var dataDir: String?
+    @OptionGroup(title: "Data (default: the data the checkpoint was trained on)") var data: DataFlags
 
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
@@ -43,10 +42,9 @@ struct EvaluateCommand: ParsableCommand {
 
     func evaluateCheckpoint(mpi: MPICollective) throws {
         setComputeThreads(threads ?? mpi.defaultThreadsPerRank)
-        let loaded = try CheckpointAndData.load(checkpoint, flag: "--checkpoint", dataDir: dataDir, mpi: mpi)
+        let loaded = try CheckpointAndData.load(checkpoint, flag: "--checkpoint", source: try data.source(), mpi: mpi)
         let config = loaded.checkpoint.header.config
-        let images = split == .test ? loaded.data.test
-            : DataSplit(loaded.data.train, valFraction: config.valFraction, seed: config.seed).validation
+        let images = split == .test ? loaded.data.test : loaded.data.validation
         let network = loaded.network
         let classes = network.architecture.classCount
         let logits = saveLogits == nil ? nil : Buffer<Float>(count: images.count * classes)
@@ -56,7 +54,7 @@ struct EvaluateCommand: ParsableCommand {
         if let saveLogits, let logits {
             try writeFileAtomically(saveLogits, encodeNpy(logits.array, shape: [images.count, classes]))
         }
-        let report = makeReport(result, samples: images.count, model: network.architecture.widthsDescription, seed: config.seed)
+        let report = makeReport(result, samples: images.count, header: loaded.checkpoint.header)
         if json {
             print(try JSONCoding.text(report, pretty: true))
         } else {
@@ -64,8 +62,9 @@ struct EvaluateCommand: ParsableCommand {
         }
     }
 
-    func makeReport(_ result: Evaluation, samples: Int, model: String, seed: UInt64) -> EvaluationReport {
-        let names = RunFiles.classNames(count: result.confusion.classes)
+    func makeReport(_ result: Evaluation, samples: Int, header: CheckpointHeader) -> EvaluationReport {
+        let (model, seed) = (header.architecture.widthsDescription, header.config.seed)
+        let names = RunFiles.classNames(header)
         let rows = zip(names, result.confusion.perClass()).map { name, s in
             EvaluationReport.ClassRow(class: name, precision: s.precision, recall: s.recall, f1: s.f1, support: s.support)
         }

@@ -21,8 +21,7 @@ struct SummarizeCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The sweep directory (one run directory per grid point).", valueName: "sweep-dir"))
     var sweepDir: String
 
-    @Option(help: ArgumentHelp("Data directory for the test evaluation (default: the one recorded in the best checkpoint).", valueName: "dir"))
-    var dataDir: String?
+    @OptionGroup(title: "Data for the test evaluation (default: the data the best checkpoint was trained on)") var data: DataFlags
 
     func run() throws {
         try withMPIJob { mpi in
@@ -33,7 +32,7 @@ struct SummarizeCommand: ParsableCommand {
                 rows = try readRows()
                 try copyBest(of: rows)
             }
-            let loaded = try CheckpointAndData.load(sweepDir + "/" + RunFiles.best, flag: "summarize", dataDir: dataDir, mpi: mpi)
+            let loaded = try CheckpointAndData.load(sweepDir + "/" + RunFiles.best, flag: "summarize", source: try data.source(), mpi: mpi)
             let result = try evaluate(loaded.network, on: loaded.data.test, collective: mpi)
             guard mpi.rank == 0, let best = bestRow(rows) else { return }
             try write(rows: rows, best: best, test: result)

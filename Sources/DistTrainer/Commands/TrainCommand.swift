@@ -9,6 +9,7 @@ import CoreSupport
 import Formats
 import Foundation
 import Kernels
+import Model
 import Training
 
 
@@ -29,11 +30,7 @@ struct TrainCommand: ParsableCommand {
     /// Every training setting's flag (nil unless given): see TrainingFlags.
     @OptionGroup(title: "Training settings") var settings: TrainingFlags
 
-    @Option(help: ArgumentHelp(
-        "Directory with the four Fashion-MNIST IDX files (.gz or plain).",
-        discussion: "Default: $FASHION_MNIST_DIR, else ./data/fashion-mnist, else /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist).",
-        valueName: "dir"))
-    var dataDir: String?
+    @OptionGroup(title: "Data") var data: DataFlags
 
     @Option(help: ArgumentHelp("Every train setting from a JSON file (config.json's format: a past run's config.json replays it); flags override it.", valueName: "file"))
     var config: String?
@@ -155,6 +152,9 @@ struct TrainCommand: ParsableCommand {
         let memory = try mpi.allreduceMinMax(peakResidentMegabytes())
         try reporter?.finish(trainer: trainer, validation: validation, test: test, memory: memory)
     }
+
+    /// The data the flags name (nil: none named, the default or the resumed run's is used).
+    func dataSource() throws -> DataSource? { try data.source() }
 
     /// `body`'s TrainerErrors, ending the process with `status` unless they name their own.
     func exiting<T>(_ status: Int32, _ body: () throws -> T) throws -> T {

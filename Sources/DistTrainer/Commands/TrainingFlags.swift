@@ -20,6 +20,7 @@ extension ProductPrecision: ExpressibleByArgument {}
 extension GradientCompression: ExpressibleByArgument {}
 extension LearningRateSchedule: ExpressibleByArgument {}
 extension ModelPreset: ExpressibleByArgument {}
+extension FeatureNormalization: ExpressibleByArgument {}
 
 struct TrainingFlags: ParsableArguments {
     @Option(help: setting("model", "The seed's model: 1 = 784-128-64-10, 2 = 784-512-128-64-10, 3 = 784-512-128-64-32-10."))
@@ -87,6 +88,9 @@ struct TrainingFlags: ParsableArguments {
 
     @Option(help: setting("early_stopping", "Stop a learning rate's run when validation macro-F1 has not improved for this many epochs (0: never).", valueName: "patience"))
     var earlyStopping: Int?
+
+    @Option(help: setting("normalize", "How real-valued features are scaled: standard (minus the training split's mean, over its standard deviation) or none; images are always scaled by 1/255.", none: "standard"))
+    var normalize: FeatureNormalization?
 
     @Option(help: setting("accumulate", "Average the gradients of K minibatches before each reduction and optimizer step (gradient accumulation, as DDP's no_sync): K times fewer reductions per sample, for slow networks.", valueName: "K"))
     var accumulate: Int?

@@ -80,8 +80,7 @@ enum RunFiles {
         try writeFileAtomically(directory + "/" + metricsCSV, text: csv)
     }
 
-    static func writeConfusion(_ matrix: ConfusionMatrix, to path: String) throws {
-        let names = classNames(count: matrix.classes)
+    static func writeConfusion(_ matrix: ConfusionMatrix, names: [String], to path: String) throws {
         var csv = "true\\predicted," + names.map(csvField).joined(separator: ",") + "\n"
         for (t, row) in matrix.counts.enumerated() {
             csv += csvField(names[t]) + "," + row.map(String.init).joined(separator: ",") + "\n"
@@ -89,9 +88,11 @@ enum RunFiles {
         try writeFileAtomically(path, text: csv)
     }
 
-    /// Fashion-MNIST's class names when the model has its ten classes, else "class i".
-    static func classNames(count: Int) -> [String] {
-        FashionMNIST.classNames.count == count ? FashionMNIST.classNames : (0..<count).map { "class \($0)" }
+    /// A checkpoint's class names: its own, or for a file of an older version (whose data was
+    /// Fashion-MNIST) Fashion-MNIST's when it has ten classes, else the label numbers.
+    static func classNames(_ header: CheckpointHeader) -> [String] {
+        let count = header.architecture.classCount
+        return header.classNames ?? (FashionMNIST.classNames.count == count ? FashionMNIST.classNames : (0..<count).map(String.init))
     }
 
     // MARK: CSV

@@ -14,7 +14,7 @@ final class RunReporter: TrainingObserver {
     let console = Console()
     /// The checkpoint header of this job: configuration, data directory, ranks and threads (so a
     /// resume finds the same data and, on the same ranks, rounds identically).
-    let job: CheckpointHeader
+    var job: CheckpointHeader
     let resumedFrom: ResumePoint?
     var directory: String { setup.runDirectory }
 
@@ -25,6 +25,9 @@ final class RunReporter: TrainingObserver {
             kind: .last, architecture: trainer.network.architecture, config: setup.config,
             dataDirectory: URL(fileURLWithPath: setup.dataDirectory).standardizedFileURL.path,
             ranks: setup.job.ranks, threadsPerRank: setup.job.threadsPerRank, producer: "dist-trainer " + BuildDescription.full)
+        job.dataSource = setup.source.absolute()
+        job.classNames = setup.split.train.classNames
+        job.input = setup.input
     }
 
     // MARK: Start and finish
@@ -38,7 +41,11 @@ final class RunReporter: TrainingObserver {
             + "model \(arch.widthsDescription) (\(trainer.network.layout.count) parameters), optimizer \(config.optimizer.rawValue), "
             + "\(config.precision.rawValue) products\(config.gradientCompression == .none ? "" : ", \(config.gradientCompression.rawValue) gradient transport"), "
             + "dist-trainer \(BuildDescription.full)")
-        console.line("data: \(setup.dataDirectory): \(setup.split.train.count) train / \(setup.split.validation.count) validation / \(setup.test.count) test; "
+        for warning in setup.warnings { console.line("warning: " + warning) }
+        let (train, source) = (setup.split.train, setup.source)
+        let files = [source.data] + [source.testData, source.valData].compactMap { $0 }
+        console.line("data: \(files.joined(separator: ", ")): \(train.width) \(train.encoding == .bytes ? "bytes (scaled by 1/255)" : "features (\(setup.config.normalize ?? .standard == .standard ? "standardised" : "unscaled"))") per sample, \(train.classCount) classes; "
+            + "\(setup.split.train.count) train / \(setup.split.validation.count) validation / \(setup.test.count) test; "
             + "batch \(config.batchSize)\(config.accumulate > 1 ? " × \(config.accumulate) accumulated" : ""), \(trainer.stepsPerEpoch) steps per epoch; run directory \(directory)")
         if let point = resumedFrom {
             let p = trainer.position
@@ -74,8 +81,9 @@ final class RunReporter: TrainingObserver {
             earlyStopped: trainer.history.filter { $0.earlyStopped == true }.map { .init(lr: $0.lr, epoch: $0.epoch) },
             exactSumRedos: trainer.network.sumRedos, checkpointsWithinEpochs: inEpochCheckpoints, checkpointWaitSeconds: writer.waitedSeconds,
             restarts: Optional(RestartRecord.read(directory + "/" + RunFiles.restarts)).flatMap { $0.isEmpty ? nil : $0 })
-        try RunFiles.writeConfusion(validation.confusion, to: directory + "/" + RunFiles.validationConfusion)
-        try RunFiles.writeConfusion(test.confusion, to: directory + "/" + RunFiles.testConfusion)
+        let names = setup.split.train.classNames
+        try RunFiles.writeConfusion(validation.confusion, names: names, to: directory + "/" + RunFiles.validationConfusion)
+        try RunFiles.writeConfusion(test.confusion, names: names, to: directory + "/" + RunFiles.testConfusion)
         try RunFiles.writeJSON(summary, to: directory, RunFiles.summary)
         console.line(String(format: "median epoch %.3f s; peak memory per rank %.0f MB (max over ranks)", epochSeconds, memory.max))
         console.line("wrote \(directory)/{\(RunFiles.config), \(RunFiles.metricsJSONL), \(RunFiles.metricsCSV), \(RunFiles.best), \(RunFiles.last), \(RunFiles.summary), confusion_*.csv}")

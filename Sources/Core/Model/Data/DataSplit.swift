@@ -7,34 +7,46 @@ import Kernels
 
 /// Training and validation parts of a training file.
 public struct DataSplit: Sendable {
-    public var train: LabeledImages
-    public var validation: LabeledImages
+    public var train: LabeledData
+    public var validation: LabeledData
 
     /// Shuffles `all` with `seed` and holds out `valFraction` of it for validation.
     ///
     /// Takes ownership of `all` and reorders its rows in place, so the split costs no second copy
     /// of the images (peak memory is the file plus the validation part, not twice the file).
-    public init(_ all: consuming LabeledImages, valFraction: Double, seed: UInt64) {
+    public init(_ all: consuming LabeledData, valFraction: Double, seed: UInt64) {
         let order = permutation(all.count, key: RandomKey(seed: seed, .split))
         let cut = Int((Double(all.count) * (1 - valFraction)).rounded(.toNearestOrEven))
-        let (width, rows, cols, classes) = (all.width, all.rows, all.cols, all.classCount)
-        var pixels = all.pixels
-        var labels = all.labels
-        all = LabeledImages(pixels: [], labels: [], rows: rows, cols: cols, classCount: classes)  // drop the last reference
-        applyPermutation(order, rowsOf: &pixels, width: width)
-        applyPermutation(order, rowsOf: &labels, width: 1)
-        validation = LabeledImages(pixels: Array(pixels[(cut * width)...]), labels: Array(labels[cut...]), rows: rows, cols: cols, classCount: classes)
-        pixels.removeSubrange((cut * width)...)
-        labels.removeSubrange(cut...)
-        train = LabeledImages(pixels: pixels, labels: labels, rows: rows, cols: cols, classCount: classes)
+        var data = all
+        all = data.emptied()  // drop the caller's reference: the rows are reordered in place
+        let (width, count) = (data.width, data.count)
+        switch data.encoding {
+        case .bytes: applyPermutation(order, rowsOf: &data.pixels, width: width)
+        case .floats: applyPermutation(order, rowsOf: &data.features, width: width)
+        }
+        applyPermutation(order, rowsOf: &data.labels, width: 1)
+        validation = data.slice(cut..<count)
+        data.labels.removeSubrange(cut...)
+        switch data.encoding {
+        case .bytes: data.pixels.removeSubrange((cut * width)...)
+        case .floats: data.features.removeSubrange((cut * width)...)
+        }
+        train = data
+    }
+
+    /// A split given as two data sets (a separate validation file).
+    public init(train: LabeledData, validation: LabeledData) {
+        self.train = train
+        self.validation = validation
     }
 }
 
 /// Reorders the rows of a row-major [order.count × width] array in place so that new row i is old
 /// row order[i], following each cycle of the permutation with one row of scratch space.
-func applyPermutation(_ order: [Int], rowsOf values: inout [UInt8], width: Int) {
+func applyPermutation<T: BitwiseCopyable>(_ order: [Int], rowsOf values: inout [T], width: Int) {
     var done = [Bool](repeating: false, count: order.count)
-    var saved = [UInt8](repeating: 0, count: width)
+    guard let first = values.first else { return }
+    var saved = [T](repeating: first, count: width)
     values.withUnsafeMutableBufferPointer { v in
         let base = v.baseAddress!
         for start in 0..<order.count where !done[start] {

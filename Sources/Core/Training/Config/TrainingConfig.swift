@@ -52,6 +52,10 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     /// step (gradient accumulation, as DDP's `no_sync`); 1: none. BatchNorm normalises each
     /// minibatch on its own, so this is not the same as a K times larger batch.
     public var accumulate: Int = 1
+    /// How real-valued features (a CSV's, a .npz's floats) are scaled: standardised with the
+    /// training split's statistics (nil, the default, means `standard`) or left as they are. Images
+    /// (bytes) are always scaled by 1/255.
+    public var normalize: FeatureNormalization? = nil
 
     public init() {}
 

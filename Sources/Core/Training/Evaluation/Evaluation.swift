@@ -13,7 +13,7 @@ import Model
 /// Evaluates `net` on all of `images`. Collective: every rank must call it. If `logits` is given
 /// ([images.count × classes], zeroed by the caller) each rank writes the logits of its part there;
 /// summing the buffers over ranks then gives every sample's logits.
-public func evaluate(_ net: Network, on images: LabeledImages, collective: Collective,
+public func evaluate(_ net: Network, on images: LabeledData, collective: Collective,
                      logits: UnsafeMutablePointer<Float>? = nil) throws -> Evaluation {
     let classes = net.architecture.classCount
     let part = shardRange(batch: images.count, rank: collective.rank, size: collective.size)

@@ -25,8 +25,8 @@ import Model
 /// A learning-rate sweep in progress: model replica, optimiser state, position and history.
 public final class Trainer {
     public let config: TrainingConfig
-    public let train: LabeledImages
-    public let validation: LabeledImages
+    public let train: LabeledData
+    public let validation: LabeledData
     public let collective: Collective
     public let network: Network
     public let adam: AdamState
@@ -361,7 +361,7 @@ public final class Trainer {
     }
 
     /// Evaluates the best model on `images` (collective).
-    public func evaluateBest(on images: LabeledImages) throws -> Evaluation {
+    public func evaluateBest(on images: LabeledData) throws -> Evaluation {
         loadBest()
         return try evaluate(network, on: images, collective: collective)
     }

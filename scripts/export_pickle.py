@@ -26,8 +26,12 @@ harmless. To restore them after `net.load_model(path)`:
     with open(path, 'rb') as f:
         data = pickle.load(f)
     net.bn.running_mean, net.bn.running_var = data['bn1_running']     # and bn2/net.bn2, ...
-(the notebook's attribute for 'bn1' is `net.bn`, for 'bn2' `net.bn2`, and so on). The dict holds
-only the layer keys and these `*_running` keys, nothing else.
+(the notebook's attribute for 'bn1' is `net.bn`, for 'bn2' `net.bn2`, and so on). One more extra
+key says how the data file's raw values become the network's inputs, x' = (x - shift) * scale:
+    'input_transform' = (shift (1, D), scale (1, D))   float64
+(1/255 for images, as the notebook divides pixels by 255; the training split's mean and standard
+deviation for real-valued features). The dict holds only the layer keys, the `*_running` keys and
+'input_transform', nothing else.
 
 Usage
   python3 scripts/export_pickle.py CHECKPOINT.safetensors OUT.pkl
@@ -200,7 +204,22 @@ def notebook_dict(arch, metadata, tensors):
     for i, n in enumerate(blocks):
         data[f"bn{n}_running"] = (tensors[f"layers.{i}.bn.running_mean"].reshape(1, -1),
                                   tensors[f"layers.{i}.bn.running_var"].reshape(1, -1))
+    data["input_transform"] = input_transform(arch, metadata)
     return data, note
+
+
+def input_transform(arch, metadata):
+    """(shift, scale) as float64 (1, D) arrays: the checkpoint's, or 1/255 for a file of a version
+    that did not record it (its data was Fashion-MNIST's bytes)."""
+    import numpy as np
+
+    width = arch["input_width"]
+    if "input_transform" in metadata:
+        t = json.loads(metadata["input_transform"])
+        shift, scale = np.array(t["shift"], dtype=np.float32), np.array(t["scale"], dtype=np.float32)
+    else:
+        shift, scale = np.zeros(width, dtype=np.float32), np.full(width, np.float32(1) / np.float32(255))
+    return shift.astype(np.float64).reshape(1, -1), scale.astype(np.float64).reshape(1, -1)
 
 
 def write_pickle(data, out):
@@ -234,7 +253,7 @@ def export(checkpoint, out):
     if bad:
         print(f"{PROG}: warning: non-finite values in {', '.join(bad)} (exported as they are)", file=sys.stderr)
     write_pickle(data, out)
-    layers = [k for k in data if not k.endswith("_running")]
+    layers = [k for k in data if not k.endswith("_running") and k != "input_transform"]
     params = sum(a.size for k in layers for a in data[k])
     kind = metadata.get("kind", "?")
     origin = f"{kind} checkpoint"
@@ -263,7 +282,7 @@ def layer_order(data):
         m = re.fullmatch(r"bn(\d+)(_running)?", k)
         if m and int(m.group(1)) not in dense:
             raise ExportError(f"the pickle has '{k}' but no dense layer 'l{m.group(1)}' before it")
-        if not m and not re.fullmatch(r"l(\d+)", k):
+        if not m and not re.fullmatch(r"l(\d+)", k) and k != "input_transform":
             raise ExportError(f"the pickle has an unexpected key {k!r}")
     order = [(n, f"bn{n}" in data) for n in dense]
     for n, has_bn in order[:-1]:
@@ -336,7 +355,12 @@ def run_forward(pickle_path, images_path, out):
         raise ExportError(f"{pickle_path}: not a readable pickle ({one_line(e)})")
     if not isinstance(data, dict):
         raise ExportError(f"{pickle_path}: expected a dict of layers, found {type(data).__name__}")
-    x = read_idx_images(images_path).astype(np.float64) / 255.0
+    x = read_idx_images(images_path).astype(np.float64)
+    if "input_transform" in data:
+        shift, scale = (np.asarray(a, dtype=np.float64) for a in data["input_transform"])
+        x = (x - shift) * scale
+    else:
+        x = x / 255.0
     logits = forward(data, x)
     try:
         np.save(out, logits.astype(np.float32))

@@ -22,10 +22,11 @@ say "linting (scripts/lint.sh)"
 
 # Test oracles and tools: NumPy (reference implementation of the seed's math), safetensors (the
 # reference reader/writer of the checkpoint format), matplotlib (the plotting script), tensorboard
-# (its own reader checks the event files). Pinned to exact versions (what pip chose for Python 3.11
-# on 2026-12-02), so that every machine tests against the same oracles; a package installed at
+# (its own reader checks the event files), scikit-learn (real data sets to train on, and its
+# MLPClassifier to compare with), onnx and onnxruntime (the ONNX export, and a real consumer of it).
+# Pinned to exact versions (what pip chose for Python 3.11 on 2026-12-02 and 2026-12-04), so that every machine tests against the same oracles; a package installed at
 # another version is replaced. Raise a pin deliberately, after running the suite with the new one.
-PY_PINS=(numpy==2.4.6 safetensors==0.8.0 matplotlib==3.11.2 tensorboard==2.21.0)
+PY_PINS=(numpy==2.4.6 safetensors==0.8.0 matplotlib==3.11.2 tensorboard==2.21.0 scikit-learn==1.9.1 onnx==1.23.2 onnxruntime==1.32.0)
 py_version() {  # DIST -> its installed version, or nothing
     python3 -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" 2>/dev/null || true
 }
@@ -47,11 +48,13 @@ fi
 for pin in "${PY_PINS[@]}"; do
     p="${pin%%==*}" want="${pin#*==}" found="$(py_version "${pin%%==*}")"
     [ "$found" = "$want" ] || { say "python package $p: the tests need $want, python3 finds ${found:-none}"; exit 1; }
-    python3 -c "import $p" || { say "python package $p $want is installed but does not import"; exit 1; }
+    module="$p"
+    [ "$p" = scikit-learn ] && module=sklearn
+    python3 -c "import $module" || { say "python package $p $want is installed but does not import"; exit 1; }
 done
 
 # In CI every oracle must run: a missing one fails the test instead of skipping it.
-export SAFETENSORS_REQUIRED=1 MATPLOTLIB_REQUIRED=1 TENSORBOARD_REQUIRED=1
+export SAFETENSORS_REQUIRED=1 MATPLOTLIB_REQUIRED=1 TENSORBOARD_REQUIRED=1 SKLEARN_REQUIRED=1 ONNX_REQUIRED=1
 export NUMPY_REFERENCE_REQUIRED=1  # the NumPy oracle must run in CI, not skip
 export MULTIHOST_REQUIRED=1        # and so must the emulated cluster, sshd and qemu
 say "running tests (binary under test: $DIST_TRAINER_BIN)"

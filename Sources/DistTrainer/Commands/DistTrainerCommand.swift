@@ -11,7 +11,7 @@ struct DistTrainerCommand: ParsableCommand {
         commandName: "dist-trainer",
         abstract: "Data-parallel training of fully-connected networks on Fashion-MNIST over Open MPI.",
         version: "dist-trainer " + BuildDescription.full,
-        subcommands: [TrainCommand.self, EvaluateCommand.self, SummarizeCommand.self, CheckCommand.self, RooflineCommand.self, DownloadCommand.self])
+        subcommands: [TrainCommand.self, EvaluateCommand.self, PredictCommand.self, SummarizeCommand.self, CheckCommand.self, RooflineCommand.self, DownloadCommand.self])
 }
 
 @main

@@ -137,7 +137,7 @@ final class DatasetTests: XCTestCase {
         labels[7] = 200  // only the first bad one is reported
         set.files[FashionMNIST.testLabels] = encodeIDX(dims: [20], bytes: labels)
         try set.write(to: dir, gzipped: true)
-        assertLoadError(dir, contains: ["t10k-labels-idx1-ubyte: label 12 at index 5, expected < 10"])
+        assertLoadError(dir, contains: ["t10k-labels-idx1-ubyte: label 12 at index 5 is not a class of the training data (0 to 9)"])
     }
 
     func testTrainAndTestSizesDisagree() throws {
@@ -192,6 +192,24 @@ final class DatasetTests: XCTestCase {
             }
         }
         XCTAssertEqual(try FashionMNIST.resolveDirectory(environment: [:], fileExists: { $0.hasPrefix("data/") }), "data/fashion-mnist")
+    }
+
+    /// The real Fashion-MNIST (Debian's package, which CI installs) is recognised by its training
+    /// labels' checksum and keeps its class names; data of the same shape with other labels does not.
+    func testRealFashionMNISTKeepsItsClassNames() throws {
+        let dir = FashionMNIST.systemDirectory
+        guard FileManager.default.fileExists(atPath: dir + "/" + FashionMNIST.trainLabels + ".gz") else {
+            if ProcessInfo.processInfo.environment["MULTIHOST_REQUIRED"] == "1" { XCTFail("\(dir) is missing in CI") }
+            throw XCTSkip("Fashion-MNIST is not installed in \(dir)")
+        }
+        let (train, test) = try FashionMNIST.load(directory: dir)
+        XCTAssertEqual(train.classNames, FashionMNIST.classNames)
+        XCTAssertEqual(test.classNames, FashionMNIST.classNames)
+        XCTAssertEqual(train.classCount, 10)
+        var set = SyntheticSet()
+        try set.write(to: self.dir, gzipped: true)
+        XCTAssertEqual(try FashionMNIST.load(directory: self.dir).train.classNames, (0..<10).map(String.init))
+        _ = set
     }
 
     func testConstants() {

@@ -13,12 +13,13 @@ final class SettingsTests: XCTestCase {
     func testSettingKeysAreTheEncodedKeys() throws {
         var full = TrainingConfig()
         full.hidden = [8]
+        full.normalize = .standard
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let object = try JSONSerialization.jsonObject(with: encoder.encode(full)) as! [String: Any]
         XCTAssertEqual(Set(object.keys), Set(TrainingConfig.settingKeys))
         XCTAssertEqual(TrainingConfig.settingKeys.count, Mirror(reflecting: full).children.count)
-        XCTAssertEqual(TrainingConfig.optionalKeys, ["hidden"])
+        XCTAssertEqual(TrainingConfig.optionalKeys, ["hidden", "normalize"])
         XCTAssertEqual(settingKey("learningRates"), "learning_rates")
     }
 

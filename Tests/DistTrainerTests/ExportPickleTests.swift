@@ -151,7 +151,7 @@ final class ExportPickleTests: XCTestCase {
         with open(pkl, "rb") as f:
             data = pickle.load(f)
         layer_keys = [k for n in blocks for k in (f"l{n}", f"bn{n}")] + [f"l{head}"]
-        running_keys = [f"bn{n}_running" for n in blocks]
+        running_keys = [f"bn{n}_running" for n in blocks] + ["input_transform"]
 
         # Structure: exact key set, (w, b) tuples, float64, the notebook's shapes.
         def check(key, shapes):
@@ -173,6 +173,11 @@ final class ExportPickleTests: XCTestCase {
             check(f"bn{n}", [(1, fan_out), (1, fan_out)])
             check(f"bn{n}_running", [(1, fan_out), (1, fan_out)])
         check(f"l{head}", [(widths[-2], widths[-1]), (1, widths[-1])])
+        check("input_transform", [(1, widths[0]), (1, widths[0])])
+        if structure_ok := not problems:
+            shift, scale = data["input_transform"]
+            if not (np.all(shift == 0) and np.all(scale == np.float64(np.float32(1) / np.float32(255)))):
+                problems.append("input_transform of image data is not (0, 1/255)")
 
         structure_ok = not problems
 

@@ -58,11 +58,12 @@ final class ReliabilityTests: XCTestCase {
         try put(d, trainLabels, encodeIDX(dims: [199], bytes: [UInt8](repeating: 1, count: 199)))
         cases.append(("count-mismatch", d, ["train: 200 images but 199 labels (\(trainImages) vs \(trainLabels))"]))
 
+        // The training labels set the class count (10 here); a test label beyond it is refused.
         d = try fresh("label-range", gzipped: false)
-        var bad = [UInt8](repeating: 1, count: 200)
+        var bad = [UInt8](repeating: 1, count: 50)
         bad[7] = 12
-        try put(d, trainLabels, encodeIDX(dims: [200], bytes: bad))
-        cases.append(("label-range", d, ["\(trainLabels): label 12 at index 7, expected < 10"]))
+        try put(d, FashionMNIST.testLabels, encodeIDX(dims: [50], bytes: bad))
+        cases.append(("label-range", d, ["\(FashionMNIST.testLabels): label 12 at index 7 is not a class of the training data (0 to 9)"]))
 
         d = try fresh("zero-images", gzipped: false)
         try put(d, trainImages, encodeIDX(dims: [0, 8, 8], bytes: []))

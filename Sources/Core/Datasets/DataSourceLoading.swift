@@ -19,7 +19,9 @@ extension DataSource {
         if FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue { return .idx }
         if data.lowercased().hasSuffix(".npz") { return .npz }
         if data.lowercased().hasSuffix(".csv") { return .csv }
-        if !FileManager.default.fileExists(atPath: data) { throw TrainerError("\(data): no such file or directory (--data)") }
+        if !FileManager.default.fileExists(atPath: data) {
+            throw TrainerError("data directory \(data) does not exist (--data: a directory of IDX files, a .npz or a .csv)")
+        }
         throw TrainerError("\(data): expected a directory of IDX files, a .npz or a .csv (--data)")
     }
 }

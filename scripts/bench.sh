@@ -10,7 +10,9 @@
 # $ROUNDS rounds it prints, per configuration, the medians: seconds per epoch, samples/s, the share
 # of step time in collectives, peak RSS, the roofline and the epoch as a multiple of it, and the
 # speed-up over PyTorch. This is a report, not a test: the machine is shared and noisy, so compare
-# ratios within one run.
+# ratios within one run. Every training run is profiled (`train --profile`), and after the table
+# comes each configuration's step accounted for by phase (rank 0's milliseconds per step, medians):
+# the products by kind, the passes between them, Adam, the collectives.
 #
 #   scripts/bench.sh                     # default configurations, 3 rounds
 #   ROUNDS=5 EPOCHS=4 scripts/bench.sh
@@ -68,7 +70,7 @@ for round in $(seq 1 "$ROUNDS"); do
         key="$(echo "$name" | tr ' =' '__')"
         dir="$OUT/$key-$round"
         # shellcheck disable=SC2046,SC2086
-        $(launch "$ranks") "$BIN" train --model 2 --epochs "$EPOCHS" --lr 0.001 --threads "$threads" --run-dir "$dir" $flags \
+        $(launch "$ranks") "$BIN" train --model 2 --epochs "$EPOCHS" --lr 0.001 --threads "$threads" --run-dir "$dir" --profile $flags \
             >"$dir.log" 2>&1 || { echo "$name: failed, see $dir.log" >&2; continue; }
         # The roofline of the same shard and threads, with all ranks' processes running at once.
         precision=fp32; [[ "$flags" == *bf16* ]] && precision=bf16
@@ -115,4 +117,19 @@ for config in configs:
 if torch_threads: print(f"{'torch, 1 process':<24} {torch_threads:8.3f}   (scripts/bench_torch.py --threads N: the 'vs torch' baseline of single-process rows)")
 if torch_ddp: print(f"{'torch DDP gloo, 2 procs':<24} {torch_ddp:8.3f}   (scripts/bench_torch.py --ddp 2: the baseline of multi-rank rows)")
 if not (torch_threads or torch_ddp): print("torch not importable: no PyTorch baseline (pip install torch)")
+print()
+print("the step by phase (rank 0, milliseconds per step, medians over the rounds; train --profile)")
+names = [c.split("|")[0] for c in configs]
+profiles = {}
+for name in names:
+    key = name.replace(" ", "_").replace("=", "_")
+    runs = [json.load(open(f"{out}/{key}-{r}/summary.json")).get("step_profile") for r in range(1, rounds + 1)
+            if os.path.exists(f"{out}/{key}-{r}/summary.json")]
+    runs = [p for p in runs if p]
+    if runs: profiles[name] = {k: statistics.median(p[k] for p in runs) for k in runs[0]}
+phases = [k for k in next(iter(profiles.values()), {}) if k != "total"]
+if profiles:
+    print(f"{'phase':<24}" + "".join(f"{n[:14]:>15}" for n in profiles))
+    for phase in phases + ["total"]:
+        print(f"{phase:<24}" + "".join(f"{profiles[n].get(phase, float('nan')):15.3f}" for n in profiles))
 PY

@@ -132,6 +132,32 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(seconds > 0 && seconds <= limit, "\(what): \(name) took \(seconds) s, expected (0, \(limit)] s", file: file, line: line)
     }
 
+    /// `train --profile`: the step accounted for by phase (summary.json `step_profile`, and the lines
+    /// printed): every phase ≥ 0, the phases add up to their total, the total is the step time the
+    /// metrics record (within 10 %: the metrics also count the step's bookkeeping), the products
+    /// are there, and with 2 ranks so are the collectives. The numbers are the unprofiled run's.
+    func testProfileAccountsForTheStep() throws {
+        _ = try mpirunPath()
+        let tmp = try temporaryDirectory(self)
+        try writeSyntheticDataset(to: tmp + "/data", train: 2000, test: 400)
+        let plain = try train(np: 2, data: tmp + "/data", run: tmp + "/plain")
+        let profiled = try train(np: 2, data: tmp + "/data", run: tmp + "/profiled", extra: ["--profile"])
+        for (a, b) in zip(plain, profiled) {
+            for key in metricKeys { XCTAssertEqual(a[key] as! Double, b[key] as! Double, key) }
+        }
+        let profile = try readJSON(tmp + "/profiled/summary.json")["step_profile"] as? [String: Double] ?? [:]
+        let phases = profile.filter { $0.key != "total" }
+        XCTAssertEqual(phases.count, 10, "\(profile)")
+        XCTAssertTrue(phases.values.allSatisfy { $0 >= 0 }, "\(profile)")
+        let total = profile["total"] ?? 0
+        XCTAssertEqual(phases.values.reduce(0, +), total, accuracy: 1e-9)
+        for phase in ["forwardProducts", "weightGradientProducts", "communication", "optimizer"] {
+            XCTAssertGreaterThan(profile[phase] ?? 0, 0, phase)
+        }
+        let stepMs = 1000 * Self.trainingSeconds(profiled) / Double(Self.steps)
+        XCTAssertEqual(total, stepMs, accuracy: 0.1 * stepMs, "profile total \(total) ms, metrics \(stepMs) ms per step")
+    }
+
     /// `dist-trainer check`: exact collectives, error agreement, sharded gradients and BatchNorm
     /// merging on 1, 2 and 3 ranks.
     func testCheckPassesOnOneTwoThreeRanks() throws {

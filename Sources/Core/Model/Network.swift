@@ -55,6 +55,8 @@ public final class Network {
     /// maxima (what makes them exact, so that a step does not depend on how its rows are split).
     /// Training always does; finite-difference tests of the unrounded math turn it off.
     public var roundsProductOperands = true
+    /// When set, the matrix products are timed into it (see StepProfile; the Trainer times the rest).
+    public var profile: StepProfile?
     /// How many sums so far were redone on a grid from their own maximum (their bound was exceeded):
     /// the first step of every run, and rarely after.
     public internal(set) var sumRedos = 0
@@ -117,6 +119,8 @@ public final class Network {
     /// Dense layer `l`'s forward product over `n` rows of its input into `y` (layer `blockCount`
     /// is the head), with ReLU for hidden blocks. In bf16 the input's copy must be current.
     func forwardProduct(_ l: Int, rows n: Int, y: UnsafeMutablePointer<Float>) {
+        let start = profile == nil ? 0 : StepProfile.now()
+        defer { if let profile { profile.add(.forwardProducts, since: start) } }
         let slot = l < blocks.count ? layout.dense[l] : layout.head
         let p = parameters.pointer
         if let bf16 {
@@ -136,6 +140,8 @@ public final class Network {
     /// Dense layer `l`'s input gradient dx = dy · Wᵀ into `dx` (the gradient of layer l − 1's output),
     /// from the gradient of its output (in bf16: its bf16 copy, refreshed here).
     func inputGradientProduct(_ l: Int, rows n: Int, dx: UnsafeMutablePointer<Float>) {
+        let start = profile == nil ? 0 : StepProfile.now()
+        defer { if let profile { profile.add(.inputGradientProducts, since: start) } }
         let slot = l < blocks.count ? layout.dense[l] : layout.head
         let dy = outputGradient(l)
         if let bf16 {
@@ -151,6 +157,8 @@ public final class Network {
     /// Dense layer `l`'s weight gradient xᵀ · dy into `gradients`, from its input and output gradient
     /// as they are (in bf16, their bf16 copies, refreshed here from the float32 values).
     func weightGradientProduct(_ l: Int, rows n: Int) {
+        let start = profile == nil ? 0 : StepProfile.now()
+        defer { if let profile { profile.add(.weightGradientProducts, since: start) } }
         let slot = l < blocks.count ? layout.dense[l] : layout.head
         let (x, dy, dW) = (layerInput(l), outputGradient(l), gradients.pointer + slot.weight)
         guard n > 0 else { return dW.update(repeating: 0, count: slot.fanIn * slot.fanOut) }

@@ -56,6 +56,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("End the job when a collective waits longer than this (a rank died or hung); 0 disables. (default: $DIST_TRAINER_COLLECTIVE_TIMEOUT, else 300)", valueName: "seconds"))
     var collectiveTimeout: Double?
 
+    @Flag(help: "Account for every step by phase (products by kind, the passes between them, Adam, collectives) and print the breakdown at the end (also in summary.json).")
+    var profile = false
+
     @Option(help: ArgumentHelp("Also save last.safetensors every this many steps within epochs, in the background (0: at epoch ends only).", valueName: "steps"))
     var checkpointEvery = 0
 
@@ -223,6 +226,7 @@ struct TrainCommand: ParsableCommand {
             return StopSignal.requested()
         }
         trainer.checkpointEvery = checkpointEvery
+        if profile { trainer.profile = StepProfile() }
         if mpi.rank == 0 && checkpointInterval > 0 {
             // Rank 0's clock decides; its vote rides in the step's reduction to every rank.
             var last = DispatchTime.now().uptimeNanoseconds

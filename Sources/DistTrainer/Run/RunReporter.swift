@@ -80,13 +80,27 @@ final class RunReporter: TrainingObserver {
             collectives: trainer.collective.operationTotals,
             earlyStopped: trainer.history.filter { $0.earlyStopped == true }.map { .init(lr: $0.lr, epoch: $0.epoch) },
             exactSumRedos: trainer.network.sumRedos, checkpointsWithinEpochs: inEpochCheckpoints, checkpointWaitSeconds: writer.waitedSeconds,
-            restarts: Optional(RestartRecord.read(directory + "/" + RunFiles.restarts)).flatMap { $0.isEmpty ? nil : $0 })
+            restarts: Optional(RestartRecord.read(directory + "/" + RunFiles.restarts)).flatMap { $0.isEmpty ? nil : $0 },
+            stepProfile: trainer.profile.map(profileTable))
         let names = setup.split.train.classNames
         try RunFiles.writeConfusion(validation.confusion, names: names, to: directory + "/" + RunFiles.validationConfusion)
         try RunFiles.writeConfusion(test.confusion, names: names, to: directory + "/" + RunFiles.testConfusion)
         try RunFiles.writeJSON(summary, to: directory, RunFiles.summary)
         console.line(String(format: "median epoch %.3f s; peak memory per rank %.0f MB (max over ranks)", epochSeconds, memory.max))
         console.line("wrote \(directory)/{\(RunFiles.config), \(RunFiles.metricsJSONL), \(RunFiles.metricsCSV), \(RunFiles.best), \(RunFiles.last), \(RunFiles.summary), confusion_*.csv}")
+    }
+
+    /// The step's breakdown as lines on the console, and as milliseconds by phase for the summary.
+    func profileTable(_ profile: StepProfile) -> [String: Double] {
+        let (phases, total) = profile.perStep()
+        console.line(String(format: "step profile (rank 0, %d steps, %.3f ms per step):", profile.steps, total))
+        for (phase, ms) in phases {
+            let name = phase.name.padding(toLength: 54, withPad: " ", startingAt: 0)
+            console.line("  " + name + String(format: "%8.3f ms  %5.1f %%", ms, 100 * ms / max(total, 1e-12)))
+        }
+        var table = Dictionary(uniqueKeysWithValues: phases.map { ("\($0.0)", $0.1) })
+        table["total"] = total
+        return table
     }
 
     // MARK: TrainingObserver

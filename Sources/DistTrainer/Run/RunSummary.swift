@@ -52,6 +52,8 @@ struct RunSummary: Codable, Equatable {
     var checkpointWaitSeconds: Double?
     /// The elastic restarts this run went through (scripts/train.sh's records in restarts.jsonl).
     var restarts: [RestartRecord]?
+    /// With `--profile`: rank 0's milliseconds per step by phase (StepProfile), and their total.
+    var stepProfile: [String: Double]?
 
     struct EarlyStop: Codable, Equatable {
         var lr: Double

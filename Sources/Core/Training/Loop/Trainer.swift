@@ -46,6 +46,8 @@ public final class Trainer {
     /// checkpoint after that step, taken by every rank together (the vote rides in the step's
     /// reduction like the stop vote).
     public var checkpointRequested: () -> Bool = { false }
+    /// When set, every step's time is accounted for by phase (StepProfile; `train --profile`).
+    public var profile: StepProfile?
 
     public internal(set) var position = TrainingPosition()
     /// Every finished epoch, in order.
@@ -172,11 +174,14 @@ public final class Trainer {
             if isRoot { observer?.diverged(lr: base, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
             return false
         }
-        if config.accumulate > 1 {
-            try optimizer.update(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
-        } else {
-            try optimizer.step(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
+        try timed(.optimizer) {
+            if config.accumulate > 1 {
+                try optimizer.update(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
+            } else {
+                try optimizer.step(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
+            }
         }
+        profile?.steps += 1
         position.stepInEpoch += 1
         position.epochLossSum += tally.lossSum / Double(samples)
         position.epochAccuracySum += Double(tally.correct) / Double(samples)
@@ -207,23 +212,27 @@ public final class Trainer {
         var total = LossTally(lossSum: 0, correct: 0)
         for micro in 0..<k {
             let minibatch = position.stepInEpoch * k + micro
-            order.withUnsafeBufferPointer { o in
-                let first = minibatch * batch
-                network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(first + shard.lowerBound)..<(first + shard.upperBound)]),
-                               augmentation: augmentation)
+            timed(.gather) {
+                order.withUnsafeBufferPointer { o in
+                    let first = minibatch * batch
+                    network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(first + shard.lowerBound)..<(first + shard.upperBound)]),
+                                   augmentation: augmentation)
+                }
             }
             let ctx = StepContext(
                 globalBatch: batch, firstRow: shard.lowerBound, rows: shard.count, dropoutKey: dropoutKey.with(minibatch),
                 keep: Float(1 - config.dropout), batchNormMode: config.batchNorm, labelSmoothing: Float(config.labelSmoothing))
             network.exactSums.pointer[stopVoteSlot] = vote ? 1 : 0
             network.exactSums.pointer[stopVoteSlot + 1] = micro == 0 && checkpointRequested() ? 1 : 0
-            let tally = try network.computeLocalGradients(ctx, collective: collective)
+            let tally = try localGradients(ctx)
             if micro == 0 { checkpointVoted = network.exactSums.pointer[stopVoteSlot + 1] > 0 }
             total.lossSum += tally.lossSum
             total.correct += tally.correct
             if k > 1 {
-                try optimizer.reduce(network, collective: collective)
-                accumulate(minibatch: micro, of: k)
+                try timed(.optimizer) {
+                    try optimizer.reduce(network, collective: collective)
+                    accumulate(minibatch: micro, of: k)
+                }
             }
         }
         return total

@@ -6,7 +6,8 @@
 #   ROUNDS=7 EPOCHS=4 scripts/bench_ab.sh old/dist-trainer .build/release/dist-trainer
 #   FLAGS_B="--checkpoint-every 50" scripts/bench_ab.sh "$BIN" "$BIN"   # one binary, a flag's cost
 #
-# Per configuration (one process with 1 thread, mpirun -np 2; FLAGS adds train flags) it prints the
+# Per configuration (one process with 1 thread, one process with a thread per core, mpirun -np 2;
+# FLAGS adds train flags) it prints the
 # median and range over the rounds of each binary's epoch time (the median of epochs 2..N, training
 # steps only, from metrics.jsonl), the ratio B / A of the medians, and the median and range of the
 # ratios within a round (A and B back to back: the figure to trust on a noisy machine). A report,
@@ -27,9 +28,13 @@ data=()
 [ -n "${DATA_DIR:-}" ] && data=(--data-dir "$DATA_DIR")
 OUT="$(mktemp -d /tmp/dist-trainer-ab.XXXXXX)"
 trap 'rm -rf "$OUT"' EXIT
-CONFIGS=("np=1 threads=1" "np=2")
+CORES="$(nproc)"
+CONFIGS=("np=1 threads=1" "np=1 threads=$CORES" "np=2")
 if [ -n "${ONLY:-}" ]; then
-    case "$ONLY" in "np=1 threads=1" | "np=2") CONFIGS=("$ONLY") ;; *) echo "bench_ab.sh: ONLY=$ONLY: expected 'np=1 threads=1' or 'np=2'" >&2; exit 2 ;; esac
+    case "$ONLY" in
+        "np=1 threads=1" | "np=1 threads=$CORES" | "np=2") CONFIGS=("$ONLY") ;;
+        *) echo "bench_ab.sh: ONLY=$ONLY: expected 'np=1 threads=1', 'np=1 threads=$CORES' or 'np=2'" >&2; exit 2 ;;
+    esac
 fi
 
 # epoch_seconds RUN_DIR: the median training time of epochs 2..N.
@@ -43,10 +48,12 @@ PY
 
 # run_one CONFIG BIN DIR WHICH: one training run of BIN (A: WHICH 0, B: 1) in configuration CONFIG into DIR.
 run_one() {
-    local args=(train "${data[@]}" --run-dir "$3" --epochs "$EPOCHS" --lr 0.005 --threads 1 "${extra[@]}")
+    local threads=1
+    [ "$1" = "np=1 threads=$CORES" ] && threads="$CORES"
+    local args=(train "${data[@]}" --run-dir "$3" --epochs "$EPOCHS" --lr 0.005 --threads "$threads" "${extra[@]}")
     if [ "$4" -eq 0 ]; then args+=("${extra_a[@]}"); else args+=("${extra_b[@]}"); fi
     case "$1" in
-        "np=1 threads=1") "$2" "${args[@]}" >"$3.log" 2>&1 ;;
+        "np=1 threads=1" | "np=1 threads=$CORES") "$2" "${args[@]}" >"$3.log" 2>&1 ;;
         "np=2") mpirun -np 2 "$2" "${args[@]}" >"$3.log" 2>&1 ;;
     esac || { echo "bench_ab.sh: $2 failed ($1), log: $3.log" >&2; tail -3 "$3.log" >&2; exit 1; }
 }

@@ -1,5 +1,8 @@
-// CDNNL shim: oneDNN's C API (Debian's libdnnl-dev, which has no pkg-config file), plus the two
-// OpenMP calls that set and read the thread count of oneDNN's OpenMP runtime (libgomp).
+// CDNNL shim: oneDNN's C API (Debian's libdnnl-dev, which has no pkg-config file), plus the
+// OpenMP calls of oneDNN's OpenMP runtime (libgomp) that the trainer uses: the thread count, and
+// GOMP_parallel, libgomp's entry point for a parallel region (what `#pragma omp parallel` compiles
+// to), so that the passes between the products run on the products' own thread team (Parallel.swift)
+// without a second runtime or compiler OpenMP support.
 #ifndef DIST_TRAINER_CDNNL_SHIM_H
 #define DIST_TRAINER_CDNNL_SHIM_H
 
@@ -7,5 +10,9 @@
 
 void omp_set_num_threads(int);
 int omp_get_max_threads(void);
+int omp_get_thread_num(void);
+int omp_get_num_threads(void);
+int omp_in_parallel(void);
+void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 
 #endif

@@ -42,28 +42,37 @@ public struct SumGrids {
 /// its square).
 public func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Double>,
                           activeCounts: UnsafeMutablePointer<Double>? = nil, grids: SumGrids? = nil) {
-    sums.update(repeating: 0, count: 2 * width)
-    activeCounts?.update(repeating: 0, count: width)
+    // Split by columns: each column's rows are summed in order by one thread, whatever the count.
+    parallelFor(width, work: rows * width) { columns in
+        batchNormSums(a, rows: rows, width: width, columns: columns, into: sums, activeCounts: activeCounts, grids: grids)
+    }
+}
+
+/// `batchNormSums` of columns `c` only.
+private func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, columns c: Range<Int>, into sums: UnsafeMutablePointer<Double>,
+                           activeCounts: UnsafeMutablePointer<Double>?, grids: SumGrids?) {
     let sq = sums + width
+    for j in c { (sums[j], sq[j]) = (0, 0) }
+    if let counts = activeCounts { for j in c { counts[j] = 0 } }
     for i in 0..<rows {
         let row = a + i * width
         if let grids {
             let (s1, s2, m) = (grids.scale, grids.scale + width, grids.maxima)
-            for j in 0..<width {
+            for j in c {
                 let v = Double(row[j])
                 sums[j] += gridSteps(v, s1[j])
                 sq[j] += gridSteps(v * v, s2[j])
                 m[j] = max(m[j], abs(v))
             }
         } else {
-            for j in 0..<width {
+            for j in c {
                 let v = Double(row[j])
                 sums[j] += v
                 sq[j] += v * v
             }
         }
         if let counts = activeCounts {
-            for j in 0..<width { counts[j] += row[j] > 0 ? 1 : 0 }
+            for j in c { counts[j] += row[j] > 0 ? 1 : 0 }
         }
     }
 }
@@ -91,24 +100,26 @@ public func batchNormNormalize(
     scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
     xhat: UnsafeMutablePointer<Float>?, y: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>? = nil
 ) {
-    for i in 0..<rows {
-        let (ai, yi) = (a + i * width, y + i * width)
-        if let xhat, let mask {
-            let (xi, mi) = (xhat + i * width, mask + i * width)
-            for j in 0..<width {
-                let h = (ai[j] - mean[j]) * invStd[j]
-                xi[j] = h
-                yi[j] = (scale[j] * h + shift[j]) * mi[j]
+    parallelFor(rows, grain: 4, work: rows * width) { part in
+        for i in part {
+            let (ai, yi) = (a + i * width, y + i * width)
+            if let xhat, let mask {
+                let (xi, mi) = (xhat + i * width, mask + i * width)
+                for j in 0..<width {
+                    let h = (ai[j] - mean[j]) * invStd[j]
+                    xi[j] = h
+                    yi[j] = (scale[j] * h + shift[j]) * mi[j]
+                }
+            } else if let xhat {
+                let xi = xhat + i * width
+                for j in 0..<width {
+                    let h = (ai[j] - mean[j]) * invStd[j]
+                    xi[j] = h
+                    yi[j] = scale[j] * h + shift[j]
+                }
+            } else {
+                for j in 0..<width { yi[j] = scale[j] * ((ai[j] - mean[j]) * invStd[j]) + shift[j] }
             }
-        } else if let xhat {
-            let xi = xhat + i * width
-            for j in 0..<width {
-                let h = (ai[j] - mean[j]) * invStd[j]
-                xi[j] = h
-                yi[j] = scale[j] * h + shift[j]
-            }
-        } else {
-            for j in 0..<width { yi[j] = scale[j] * ((ai[j] - mean[j]) * invStd[j]) + shift[j] }
         }
     }
 }
@@ -147,17 +158,27 @@ public func batchNormGradientSums(
     _ dy: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
     into sums: UnsafeMutablePointer<Double>, mask: UnsafePointer<Float>? = nil, grids: SumGrids? = nil
 ) {
-    sums.update(repeating: 0, count: 2 * width)
+    parallelFor(width, work: rows * width) { columns in
+        batchNormGradientSums(dy, xhat: xhat, rows: rows, width: width, columns: columns, into: sums, mask: mask, grids: grids)
+    }
+}
+
+/// `batchNormGradientSums` of columns `c` only.
+private func batchNormGradientSums(
+    _ dy: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int, columns c: Range<Int>,
+    into sums: UnsafeMutablePointer<Double>, mask: UnsafePointer<Float>?, grids: SumGrids?
+) {
     let sdx = sums + width
+    for j in c { (sums[j], sdx[j]) = (0, 0) }
     for i in 0..<rows {
         let (di, xi) = (dy + i * width, xhat + i * width)
         if let mask {
             let mi = mask + i * width
-            for j in 0..<width { di[j] *= mi[j] }
+            for j in c { di[j] *= mi[j] }
         }
         if let grids {
             let (s1, s2, m1, m2) = (grids.scale, grids.scale + width, grids.maxima, grids.maxima + width)
-            for j in 0..<width {
+            for j in c {
                 let (d, dx) = (Double(di[j]), Double(di[j] * xi[j]))
                 sums[j] += gridSteps(d, s1[j])
                 sdx[j] += gridSteps(dx, s2[j])
@@ -165,7 +186,7 @@ public func batchNormGradientSums(
                 m2[j] = max(m2[j], abs(dx))
             }
         } else {
-            for j in 0..<width {
+            for j in c {
                 sums[j] += Double(di[j])
                 sdx[j] += Double(di[j] * xi[j])
             }
@@ -196,12 +217,26 @@ public func batchNormBackwardInput(
         c0[j] = Float(kj * sums[j] * inv)
         c1[j] = Float(kj * sums[width + j] * inv)
     }
-    biasGradient?.update(repeating: 0, count: width)
+    let coefficients = UnsafePointer(coefficients)
+    parallelFor(width, work: rows * width) { columns in
+        batchNormBackwardInput(grad, xhat: xhat, rows: rows, width: width, columns: columns, coefficients: coefficients,
+                               reluOutput: reluOutput, biasGradient: biasGradient, biasGrids: biasGrids)
+    }
+}
+
+/// `batchNormBackwardInput`'s pass over the rows, for columns `c` only, given the coefficients.
+private func batchNormBackwardInput(
+    _ grad: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int, columns c: Range<Int>,
+    coefficients: UnsafePointer<Float>, reluOutput: UnsafePointer<Float>?, biasGradient: UnsafeMutablePointer<Double>?,
+    biasGrids: SumGrids?
+) {
+    let k = coefficients, c0 = coefficients + width, c1 = coefficients + 2 * width
+    if let db = biasGradient { for j in c { db[j] = 0 } }
     for i in 0..<rows {
         let (gi, xi) = (grad + i * width, xhat + i * width)
         if let a = reluOutput, let db = biasGradient, let grids = biasGrids {
             let ai = a + i * width
-            for j in 0..<width {
+            for j in c {
                 let g = ai[j] > 0 ? k[j] * gi[j] - c0[j] - c1[j] * xi[j] : 0
                 gi[j] = g
                 db[j] += gridSteps(Double(g), grids.scale[j])
@@ -209,13 +244,13 @@ public func batchNormBackwardInput(
             }
         } else if let a = reluOutput, let db = biasGradient {
             let ai = a + i * width
-            for j in 0..<width {
+            for j in c {
                 let g = ai[j] > 0 ? k[j] * gi[j] - c0[j] - c1[j] * xi[j] : 0
                 gi[j] = g
                 db[j] += Double(g)
             }
         } else {
-            for j in 0..<width { gi[j] = k[j] * gi[j] - c0[j] - c1[j] * xi[j] }
+            for j in c { gi[j] = k[j] * gi[j] - c0[j] - c1[j] * xi[j] }
         }
     }
 }

@@ -38,16 +38,18 @@ public func denseBackward<T: ProductOperand>(
 /// out[j] = Σ_i m[i, j] accumulated in Double (overwrites out); with `grids`, exact in grid steps,
 /// and the columns' largest |m[i, j]| merged into its maxima.
 public func columnSums(_ m: UnsafePointer<Float>, rows: Int, width: Int, into out: UnsafeMutablePointer<Double>, grids: SumGrids? = nil) {
-    out.update(repeating: 0, count: width)
-    for i in 0..<rows {
-        let row = m + i * width
-        if let grids {
-            for j in 0..<width {
-                out[j] += gridSteps(Double(row[j]), grids.scale[j])
-                grids.maxima[j] = max(grids.maxima[j], Double(abs(row[j])))
+    parallelFor(width, work: rows * width) { c in  // by columns: each column's rows summed in order
+        for j in c { out[j] = 0 }
+        for i in 0..<rows {
+            let row = m + i * width
+            if let grids {
+                for j in c {
+                    out[j] += gridSteps(Double(row[j]), grids.scale[j])
+                    grids.maxima[j] = max(grids.maxima[j], Double(abs(row[j])))
+                }
+            } else {
+                for j in c { out[j] += Double(row[j]) }
             }
-        } else {
-            for j in 0..<width { out[j] += Double(row[j]) }
         }
     }
 }

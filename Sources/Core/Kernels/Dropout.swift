@@ -15,15 +15,17 @@ public func dropoutMask(
     let threshold = UInt32((Double(keep) * 16_777_216).rounded(.up))
     let scale = 1 / keep
     let pairs = (width + 1) / 2
-    for i in 0..<rows {
-        let row = mask + i * width
-        let base = (firstRow + i) * pairs
-        for p in 0..<pairs {
-            let bits = key.bits(base + p)
-            let lo = UInt32(truncatingIfNeeded: bits) & 0xFF_FFFF
-            let hi = UInt32(truncatingIfNeeded: bits >> 32) & 0xFF_FFFF
-            row[2 * p] = lo < threshold ? scale : 0
-            if 2 * p + 1 < width { row[2 * p + 1] = hi < threshold ? scale : 0 }
+    parallelFor(rows, grain: 4, work: rows * width) { part in
+        for i in part {
+            let row = mask + i * width
+            let base = (firstRow + i) * pairs
+            for p in 0..<pairs {
+                let bits = key.bits(base + p)
+                let lo = UInt32(truncatingIfNeeded: bits) & 0xFF_FFFF
+                let hi = UInt32(truncatingIfNeeded: bits >> 32) & 0xFF_FFFF
+                row[2 * p] = lo < threshold ? scale : 0
+                if 2 * p + 1 < width { row[2 * p + 1] = hi < threshold ? scale : 0 }
+            }
         }
     }
 }

@@ -86,12 +86,14 @@ public func productBits(rows: Int) -> Int { min(8, (24 - ceilLog2(rows)) / 2) }
 /// Floats), which keeps the loop to one vector max per element.
 public func columnMaxima(_ m: UnsafePointer<Float>, rows: Int, width: Int, into maxima: UnsafeMutablePointer<Double>,
                          scratch: UnsafeMutablePointer<Float>) {
-    for j in 0..<width { scratch[j] = Float(maxima[j]) }
-    for i in 0..<rows {
-        let row = m + i * width
-        for j in 0..<width { scratch[j] = max(scratch[j], abs(row[j])) }
+    parallelFor(width, work: rows * width) { c in
+        for j in c { scratch[j] = Float(maxima[j]) }
+        for i in 0..<rows {
+            let row = m + i * width
+            for j in c { scratch[j] = max(scratch[j], abs(row[j])) }
+        }
+        for j in c { maxima[j] = Double(scratch[j]) }
     }
-    for j in 0..<width { maxima[j] = Double(scratch[j]) }
 }
 
 /// Rounds every column of a [rows × width] matrix in place to `bits` bits below `maxima[j]` (the
@@ -112,9 +114,12 @@ public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int
             down[j] = Float(sign: .plus, exponent: e - bits, significand: 1)
         }
     }
-    for i in 0..<rows {
-        let row = m + i * width
-        for j in 0..<width { row[j] = (row[j] * up[j]).rounded(.toNearestOrEven) * down[j] }
+    let (upFactors, downFactors) = (UnsafePointer(up), UnsafePointer(down))
+    parallelFor(rows, grain: 4, work: rows * width) { part in
+        for i in part {
+            let row = m + i * width
+            for j in 0..<width { row[j] = (row[j] * upFactors[j]).rounded(.toNearestOrEven) * downFactors[j] }
+        }
     }
 }
 

@@ -223,9 +223,11 @@ public var cpuHasBF16: Bool {
 
 /// Rounds `count` Floats to bfloat16 (nearest, ties to even), as bit patterns.
 public func convertToBF16(_ source: UnsafePointer<Float>, count: Int, into target: UnsafeMutablePointer<UInt16>) {
-    for i in 0..<count {
-        let bits = source[i].bitPattern
-        target[i] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+    parallelFor(count, grain: 32, work: count) { part in
+        for i in part {
+            let bits = source[i].bitPattern
+            target[i] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+        }
     }
 }
 

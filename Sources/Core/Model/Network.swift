@@ -407,14 +407,16 @@ public final class Network {
             return
         }
         data.pixels.withUnsafeBufferPointer { px in
-            let scale: Float = 1.0 / 255.0
-            for (row, index) in indices.enumerated() {
-                let src = px.baseAddress! + index * width
-                let dst = input.pointer + row * width
-                if let augmentation {
-                    augmentation.apply(src, rows: data.rows, cols: data.cols, index: index, into: dst)
-                } else {
-                    for j in 0..<width { dst[j] = Float(src[j]) * scale }
+            let (scale, pixels, input) = (Float(1.0 / 255.0), px.baseAddress!, input.pointer)
+            parallelFor(indices.count, grain: 1, work: indices.count * width) { part in
+                for row in part {
+                    let index = indices[row]
+                    let (src, dst) = (pixels + index * width, input + row * width)
+                    if let augmentation {
+                        augmentation.apply(src, rows: data.rows, cols: data.cols, index: index, into: dst)
+                    } else {
+                        for j in 0..<width { dst[j] = Float(src[j]) * scale }
+                    }
                 }
             }
         }

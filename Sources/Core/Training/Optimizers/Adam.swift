@@ -82,13 +82,16 @@ public final class AdamState {
         let (b1, b2) = (Float(beta1), Float(beta2))
         let (c1, c2) = (Float(1 - beta1), Float(1 - beta2))
         let (mp, vp, p) = (m.pointer + range.lowerBound, v.pointer + range.lowerBound, params + range.lowerBound)
-        for i in 0..<range.count {
-            let g = grads[i]
-            let mi = b1 * mp[i] + c1 * g
-            let vi = b2 * vp[i] + c2 * (g * g)
-            mp[i] = mi
-            vp[i] = vi
-            p[i] -= stepSize * mi / (vi.squareRoot() + epsHat)
+        // Memory-bound: split across the compute threads (each element's arithmetic is the same).
+        parallelFor(range.count, work: 4 * range.count) { part in
+            for i in part {
+                let g = grads[i]
+                let mi = b1 * mp[i] + c1 * g
+                let vi = b2 * vp[i] + c2 * (g * g)
+                mp[i] = mi
+                vp[i] = vi
+                p[i] -= stepSize * mi / (vi.squareRoot() + epsHat)
+            }
         }
     }
 }

@@ -10,8 +10,9 @@
 # FLAGS adds train flags) it prints the
 # median and range over the rounds of each binary's epoch time (the median of epochs 2..N, training
 # steps only, from metrics.jsonl), the ratio B / A of the medians, and the median and range of the
-# ratios within a round (A and B back to back: the figure to trust on a noisy machine). A report,
-# not a test.
+# ratios within a round (A and B back to back: the figure to trust on a noisy machine), then the
+# step of each by phase (`train --profile`, rank 0's milliseconds per step, medians over the
+# rounds): where the time moved. A report, not a test.
 # Environment: ROUNDS, EPOCHS, FLAGS (train flags of both), FLAGS_A and FLAGS_B (of A or B only),
 # DATA_DIR (default: the usual search of the binary), ONLY (one configuration's name).
 set -euo pipefail
@@ -50,7 +51,7 @@ PY
 run_one() {
     local threads=1
     [ "$1" = "np=1 threads=$CORES" ] && threads="$CORES"
-    local args=(train "${data[@]}" --run-dir "$3" --epochs "$EPOCHS" --lr 0.005 --threads "$threads" "${extra[@]}")
+    local args=(train "${data[@]}" --run-dir "$3" --epochs "$EPOCHS" --lr 0.005 --threads "$threads" --profile "${extra[@]}")
     if [ "$4" -eq 0 ]; then args+=("${extra_a[@]}"); else args+=("${extra_b[@]}"); fi
     case "$1" in
         "np=1 threads=1" | "np=1 threads=$CORES") "$2" "${args[@]}" >"$3.log" 2>&1 ;;
@@ -66,6 +67,7 @@ for round in $(seq 1 "$ROUNDS"); do
             dir="$OUT/r$round-c$c-b$i"
             run_one "${CONFIGS[$c]}" "${BINS[$i]}" "$dir" "$i"
             echo "$c $i $(epoch_seconds "$dir")" >>"$OUT/times"
+            echo "$c $i $(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1])).get("step_profile") or {}))' "$dir/summary.json")" >>"$OUT/profiles"
         done
     done
     echo "bench_ab.sh: round $round/$ROUNDS done" >&2
@@ -84,4 +86,21 @@ for c, name in enumerate(configs):
     paired = [y / x for x, y in zip(a, b)]
     print(f"{name:16s} A {ma:.3f} s/epoch ({min(a):.3f}-{max(a):.3f})  B {mb:.3f} s/epoch ({min(b):.3f}-{max(b):.3f})  "
           f"B/A of medians {mb / ma:.3f}, paired B/A median {statistics.median(paired):.3f} ({min(paired):.3f}-{max(paired):.3f}), {len(a)} rounds")
+PY
+
+python3 - "$OUT/profiles" "${CONFIGS[@]}" <<'PY'
+import json, statistics, sys
+runs, configs = {}, sys.argv[2:]
+for line in open(sys.argv[1]):
+    c, b, profile = line.split(" ", 2)
+    if json.loads(profile): runs.setdefault((int(c), int(b)), []).append(json.loads(profile))
+if not runs: sys.exit()  # a binary without --profile's summary
+print("\nthe step by phase (rank 0, ms per step, medians over the rounds; train --profile)")
+for c, name in enumerate(configs):
+    a, b = runs.get((c, 0), []), runs.get((c, 1), [])
+    if not (a and b): continue
+    print(f"{name:<24} {'A':>8} {'B':>8} {'B - A':>8}")
+    for phase in sorted(a[0], key=lambda k: (k == "total", k)):
+        ma, mb = statistics.median(p[phase] for p in a), statistics.median(p[phase] for p in b)
+        print(f"  {phase:<22} {ma:8.3f} {mb:8.3f} {mb - ma:+8.3f}")
 PY

@@ -43,7 +43,7 @@ public struct SumGrids {
 public func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Double>,
                           activeCounts: UnsafeMutablePointer<Double>? = nil, grids: SumGrids? = nil) {
     // Split by columns: each column's rows are summed in order by one thread, whatever the count.
-    parallelFor(width, work: rows * width) { columns in
+    parallelForColumns(width, rows: rows) { columns in
         batchNormSums(a, rows: rows, width: width, columns: columns, into: sums, activeCounts: activeCounts, grids: grids)
     }
 }
@@ -158,7 +158,7 @@ public func batchNormGradientSums(
     _ dy: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
     into sums: UnsafeMutablePointer<Double>, mask: UnsafePointer<Float>? = nil, grids: SumGrids? = nil
 ) {
-    parallelFor(width, work: rows * width) { columns in
+    parallelForColumns(width, rows: rows) { columns in
         batchNormGradientSums(dy, xhat: xhat, rows: rows, width: width, columns: columns, into: sums, mask: mask, grids: grids)
     }
 }
@@ -218,7 +218,7 @@ public func batchNormBackwardInput(
         c1[j] = Float(kj * sums[width + j] * inv)
     }
     let coefficients = UnsafePointer(coefficients)
-    parallelFor(width, work: rows * width) { columns in
+    parallelForColumns(width, rows: rows) { columns in
         batchNormBackwardInput(grad, xhat: xhat, rows: rows, width: width, columns: columns, coefficients: coefficients,
                                reluOutput: reluOutput, biasGradient: biasGradient, biasGrids: biasGrids)
     }

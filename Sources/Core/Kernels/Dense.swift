@@ -38,7 +38,7 @@ public func denseBackward<T: ProductOperand>(
 /// out[j] = Σ_i m[i, j] accumulated in Double (overwrites out); with `grids`, exact in grid steps,
 /// and the columns' largest |m[i, j]| merged into its maxima.
 public func columnSums(_ m: UnsafePointer<Float>, rows: Int, width: Int, into out: UnsafeMutablePointer<Double>, grids: SumGrids? = nil) {
-    parallelFor(width, work: rows * width) { c in  // by columns: each column's rows summed in order
+    parallelForColumns(width, rows: rows) { c in  // by columns: each column's rows summed in order
         for j in c { out[j] = 0 }
         for i in 0..<rows {
             let row = m + i * width

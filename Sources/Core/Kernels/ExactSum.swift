@@ -86,7 +86,7 @@ public func productBits(rows: Int) -> Int { min(8, (24 - ceilLog2(rows)) / 2) }
 /// Floats), which keeps the loop to one vector max per element.
 public func columnMaxima(_ m: UnsafePointer<Float>, rows: Int, width: Int, into maxima: UnsafeMutablePointer<Double>,
                          scratch: UnsafeMutablePointer<Float>) {
-    parallelFor(width, work: rows * width) { c in
+    parallelForColumns(width, rows: rows) { c in
         for j in c { scratch[j] = Float(maxima[j]) }
         for i in 0..<rows {
             let row = m + i * width

@@ -12,7 +12,7 @@
 # steps only, from metrics.jsonl), the ratio B / A of the medians, and the median and range of the
 # ratios within a round (A and B back to back: the figure to trust on a noisy machine), then the
 # step of each by phase (`train --profile`, rank 0's milliseconds per step, medians over the
-# rounds): where the time moved. A report, not a test.
+# rounds) and its peak memory: where the time moved. A report, not a test.
 # Environment: ROUNDS, EPOCHS, FLAGS (train flags of both), FLAGS_A and FLAGS_B (of A or B only),
 # DATA_DIR (default: the usual search of the binary), ONLY (one configuration's name).
 set -euo pipefail
@@ -67,7 +67,9 @@ for round in $(seq 1 "$ROUNDS"); do
             dir="$OUT/r$round-c$c-b$i"
             run_one "${CONFIGS[$c]}" "${BINS[$i]}" "$dir" "$i"
             echo "$c $i $(epoch_seconds "$dir")" >>"$OUT/times"
-            echo "$c $i $(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1])).get("step_profile") or {}))' "$dir/summary.json")" >>"$OUT/profiles"
+            echo "$c $i $(python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); p = s.get("step_profile") or {}
+if p: p["peak RSS MB (max over ranks)"] = s["peak_rss_mb"]["max_over_ranks"]
+print(json.dumps(p))' "$dir/summary.json")" >>"$OUT/profiles"
         done
     done
     echo "bench_ab.sh: round $round/$ROUNDS done" >&2
@@ -100,7 +102,7 @@ for c, name in enumerate(configs):
     a, b = runs.get((c, 0), []), runs.get((c, 1), [])
     if not (a and b): continue
     print(f"{name:<24} {'A':>8} {'B':>8} {'B - A':>8}")
-    for phase in sorted(a[0], key=lambda k: (k == "total", k)):
+    for phase in sorted(a[0], key=lambda k: (k.startswith("peak"), k == "total", k)):
         ma, mb = statistics.median(p[phase] for p in a), statistics.median(p[phase] for p in b)
         print(f"  {phase:<22} {ma:8.3f} {mb:8.3f} {mb - ma:+8.3f}")
 PY

@@ -90,7 +90,7 @@ final class MultiHostTests: XCTestCase {
     /// the token bucket refilled while each direction was idle), and far more unshaped.
     func testNetworkProbeReadsAShapedLink() throws {
         let cluster = try EmulatedCluster(self, hosts: 2)
-        func probe() throws -> (latency: Double, bandwidth: Double, allreduce: Double) {
+        func probe() throws -> (latency: Double, bandwidth: Double, allreduce: Double, step: [String: Any]) {
             let r = try mpirun(cluster.mpirun(np: 2), ["check", "--network", "--json"], timeout: 120)
             XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
             let line = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
@@ -100,16 +100,25 @@ final class MultiHostTests: XCTestCase {
             // The overlap probe: a 4 MiB allreduce takes measurable time, and the hidden share is one.
             XCTAssertGreaterThan(json?["large_allreduce"] as? Double ?? 0, 0, line)
             XCTAssertTrue((0...1).contains(json?["overlap_hidden"] as? Double ?? -1), line)
-            return (link?["latency"] as? Double ?? -1, link?["bandwidth"] as? Double ?? -1, json?["small_allreduce"] as? Double ?? -1)
+            return (link?["latency"] as? Double ?? -1, link?["bandwidth"] as? Double ?? -1, json?["small_allreduce"] as? Double ?? -1,
+                    json?["step_collectives"] as? [String: Any] ?? [:])
         }
         try cluster.shape("1gbit")
         let shaped = try probe()
         XCTAssertTrue((90e6...150e6).contains(shaped.bandwidth), "1 Gbit/s link read as \(shaped.bandwidth / 1e6) MB/s")
         XCTAssertTrue(shaped.latency > 0 && shaped.latency < 1e-3, "latency \(shaped.latency)")
         XCTAssertTrue(shaped.allreduce > 0 && shaped.allreduce < 1e-2, "small allreduce \(shaped.allreduce)")
+        // A step's collectives at Model 2's size move half of 477 898 Floats (0.96 MB) each way
+        // twice: 1.9 MB, 15 ms at 1 Gbit/s's 125 MB/s. The shaping lets a burst of 1.25 MB through
+        // at full speed (netns.sh: rate / 100), which refills between the probe's steps, so the
+        // bound is looser: at least 3 ms (measured 9.6 ms), at most 0.1 s.
+        XCTAssertEqual(shaped.step["parameters"] as? Int, 477_898, "\(shaped.step)")
+        let shapedStep = (shaped.step["reduce_scatter"] as? Double ?? -1) + (shaped.step["allgather"] as? Double ?? -1)
+        XCTAssertTrue((3e-3...0.1).contains(shapedStep), "a step's collectives on 1 Gbit/s: \(shaped.step)")
         try cluster.shape(nil)
         let free = try probe()
         XCTAssertGreaterThan(free.bandwidth, 3 * shaped.bandwidth, "unshaped \(free.bandwidth / 1e6) MB/s vs shaped \(shaped.bandwidth / 1e6)")
+        XCTAssertLessThan(free.step["reduce_scatter"] as? Double ?? 1, (shaped.step["reduce_scatter"] as? Double ?? 0) / 3, "\(free.step)")
     }
 
     /// The path the README gives cluster users: password-less ssh to every host (mpirun's default

@@ -22,7 +22,7 @@ struct CheckCommand: ParsableCommand {
     @Option(help: "Global batch of the sharded-gradient check (at least the number of ranks).")
     var batchSize: Int = 37
 
-    @Flag(help: "Also measure the network: latency and bandwidth between rank 0 and every other rank, a small allreduce's latency, and whether a non-blocking allreduce progresses while the ranks compute.")
+    @Flag(help: "Also measure the network: latency and bandwidth between rank 0 and every other rank, a small allreduce's latency, whether a non-blocking allreduce progresses while the ranks compute, and a training step's reduce-scatter and allgather at Model 2's size.")
     var network = false
 
     @Flag(help: "With --network: print the measurement as one JSON object (for scripts/scaling_model.py).")
@@ -55,5 +55,9 @@ struct CheckCommand: ParsableCommand {
         print(String(format: "network: 4 MiB allreduce: %.2f ms; started non-blocking before as long a computation, %.0f %% of it was hidden%@",
                      m.largeAllreduce * 1e3, 100 * m.overlapHidden,
                      m.overlapHidden < 0.25 ? " (MPI moves little data outside MPI calls here, so overlapping reductions with compute hides little)" : ""))
+        if let s = m.stepCollectives {
+            print(String(format: "network: a training step's collectives for Model 2 (%d parameters, %.1f MB), no rank waiting: reduce-scatter %.0f µs, allgather %.0f µs",
+                         s.parameters, Double(4 * s.parameters) / 1e6, s.reduceScatter * 1e6, s.allgather * 1e6))
+        }
     }
 }

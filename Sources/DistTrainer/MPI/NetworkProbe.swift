@@ -1,10 +1,15 @@
 // NetworkProbe: what the network between the ranks costs — latency and bandwidth of point-to-point
-// messages between rank 0 and every other rank, and the latency of a small allreduce — measured
-// with the job's own MPI (`dist-trainer check --network`). These are the α and β of the scaling
+// messages between rank 0 and every other rank, the latency of a small allreduce, and the optimizer
+// step's two collectives at Model 2's size with no rank waiting for another — measured with the
+// job's own MPI (`dist-trainer check --network`). These are the α and β of the scaling
 // model (scripts/scaling_model.py) and a quick answer to "is this cluster's network what I think?".
 import CMPI
+import Collectives
 import CoreSupport
 import Foundation
+import Kernels
+import Model
+import Training
 
 /// One peer's ping-pong figures, seen from rank 0.
 struct LinkMeasurement: Codable {
@@ -31,6 +36,19 @@ struct NetworkMeasurement: Codable {
     /// rank computes, 0 when it moves it only inside MPI calls (no asynchronous progress), in which
     /// case overlapping the gradient reduction with backward cannot pay.
     var overlapHidden: Double
+    /// The optimizer step's collectives at the seed's model (Model 2 on 784 inputs and 10 classes),
+    /// as training runs them, on ranks synchronised just before: their cost without waiting.
+    var stepCollectives: StepCollectivesMeasurement?
+}
+
+/// The weight gradients' reduce-scatter and the parameters' allgather of one optimizer step.
+struct StepCollectivesMeasurement: Codable {
+    /// Float32 values in the buffer (the model's parameters).
+    var parameters: Int
+    /// Median seconds of the ring reduce-scatter, the summing of the arriving parts included.
+    var reduceScatter: Double
+    /// Median seconds of the allgather.
+    var allgather: Double
 }
 
 extension MPICollective {
@@ -51,7 +69,33 @@ extension MPICollective {
         }
         let (large, hidden) = try probeOverlap()
         return NetworkMeasurement(ranks: size, hosts: nodeCount, links: links, smallAllreduce: median(samples),
-                                  largeAllreduce: large, overlapHidden: hidden)
+                                  largeAllreduce: large, overlapHidden: hidden, stepCollectives: try probeStepCollectives())
+    }
+
+    /// The reduce-scatter and allgather of a training step at Model 2's size (the same calls as
+    /// ShardedAdam), each after a barrier, so that no rank waits for a slower one: what a step's
+    /// communication costs at the least (medians of 30 after 3 untimed; collective).
+    private func probeStepCollectives() throws -> StepCollectivesMeasurement? {
+        guard size > 1 else { return nil }
+        let count = ParameterLayout(TrainingConfig().architecture(inputWidth: 784, classCount: 10)).count
+        let buffer = Buffer<Float>(count: count)
+        let partition = Partition(count: count, parts: size)
+        var (scatter, gather): ([Double], [Double]) = ([], [])
+        for i in 0..<33 {
+            try barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try reduceScatterSum(buffer.all, partition: partition)
+            let middle = DispatchTime.now().uptimeNanoseconds
+            try barrier()
+            let again = DispatchTime.now().uptimeNanoseconds
+            try allgather(buffer.all, partition: partition)
+            let end = DispatchTime.now().uptimeNanoseconds
+            if i >= 3 {
+                scatter.append(Double(middle - start) / 1e9)
+                gather.append(Double(end - again) / 1e9)
+            }
+        }
+        return StepCollectivesMeasurement(parameters: count, reduceScatter: median(scatter), allgather: median(gather))
     }
 
     /// A 4 MiB allreduce blocking, then started with MPI_Iallreduce before computing for as long as

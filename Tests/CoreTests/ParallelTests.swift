@@ -60,9 +60,12 @@ final class ParallelTests: XCTestCase {
         XCTAssertEqual(split.map(\.0), [0..<512, 512..<1000])
         XCTAssertEqual(pthread_equal(split[0].1, split[1].1), 0, "the two parts ran on one thread")
         XCTAssertEqual(parts(threads: 1, work: 1_000_000).map(\.0), [0..<1000])
-        XCTAssertEqual(parts(threads: 2, work: parallelWorkThreshold - 1).map(\.0), [0..<1000])
+        XCTAssertEqual(parts(threads: 2, work: 2 * parallelWorkPerThread - 1).map(\.0), [0..<1000])
         let own = parts(threads: 2, work: 10)
         XCTAssertEqual(pthread_equal(own[0].1, pthread_self()), 1, "a small pass left the caller's thread")
+        // A pass earns a thread per parallelWorkPerThread of work, up to the compute threads.
+        XCTAssertEqual(parts(threads: 4, work: 3 * parallelWorkPerThread).map(\.0), [0..<336, 336..<672, 672..<1000])
+        XCTAssertEqual(parts(threads: 4, work: 100 * parallelWorkPerThread).count, 4)
     }
 
     /// Every split kernel's outputs with `threads` compute threads.
@@ -128,9 +131,9 @@ final class ParallelTests: XCTestCase {
 
     func testEverySplitKernelGivesTheBitsOfOneThread() {
         for (rows, width) in [(64, 512), (32, 128), (29, 784), (7, 33)] {
-            let threshold = parallelWorkThreshold
-            parallelWorkThreshold = 0
-            defer { parallelWorkThreshold = threshold }
+            let threshold = parallelWorkPerThread
+            parallelWorkPerThread = 0
+            defer { parallelWorkPerThread = threshold }
             let one = kernelOutputs(threads: 1, rows: rows, width: width)
             for threads in [2, 3] {
                 let many = kernelOutputs(threads: threads, rows: rows, width: width)
@@ -146,9 +149,9 @@ final class ParallelTests: XCTestCase {
     /// The split column sum is the sum it was: against a plain loop over the rows in order.
     func testSplitColumnSumsAreTheRowOrderSums() {
         setComputeThreads(2)
-        let threshold = parallelWorkThreshold
-        parallelWorkThreshold = 0
-        defer { parallelWorkThreshold = threshold }
+        let threshold = parallelWorkPerThread
+        parallelWorkPerThread = 0
+        defer { parallelWorkPerThread = threshold }
         var rng = SplitMix64(5)
         let (rows, width) = (50, 300)
         let m = Buffer(rng.normals(rows * width))

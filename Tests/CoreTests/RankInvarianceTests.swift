@@ -90,9 +90,9 @@ final class RankInvarianceTests: XCTestCase {
         XCTAssertEqual(try replica(config, ranks: 3, threads: 2), one, "3 ranks, 2 threads")
         // Every pass between the products split across the threads too (Parallel.swift; this
         // model's passes are below the size at which they are split), in parts of uneven sizes.
-        let threshold = parallelWorkThreshold
-        parallelWorkThreshold = 0
-        defer { parallelWorkThreshold = threshold }
+        let threshold = parallelWorkPerThread
+        parallelWorkPerThread = 0
+        defer { parallelWorkPerThread = threshold }
         XCTAssertEqual(try replica(config, ranks: 1, threads: 2), one, "1 rank, 2 threads, every pass split")
         XCTAssertEqual(try replica(config, ranks: 1, threads: 3), one, "1 rank, 3 threads, every pass split")
         XCTAssertEqual(try replica(config, ranks: 2, threads: 3), one, "2 ranks, 3 threads, every pass split")

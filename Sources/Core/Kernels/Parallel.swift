@@ -13,39 +13,52 @@
 // nothing here runs: the pass is called directly. This is not a task system: one flat loop per call.
 import CDNNL
 
-/// A pass smaller than this many element operations runs on the calling thread: waking the team
-/// costs about a microsecond when its threads spin, more when they sleep. (Tests set it to 0 to
-/// split every pass of a small model; nothing else changes it.)
-nonisolated(unsafe) public var parallelWorkThreshold = 16_384
+/// The work (element operations) that earns a pass one more thread: a pass gets ⌊work / this⌋
+/// threads, at most the compute threads, and below twice this it runs on the calling thread. Waking
+/// a thread costs about a microsecond when it spins, more when it sleeps; parts of 2 048 elements
+/// (a quarter of this) made a whole step 1.6× slower on 2 threads here, parts of 8 192 and 32 768
+/// measured alike. On a many-core node a pass of Model 2's size (65 536) thus uses 8 threads, not
+/// all of them. (Tests set it to 0 to split every pass of a small model over every thread;
+/// nothing else changes it.)
+nonisolated(unsafe) public var parallelWorkPerThread = 8_192
 
-/// Runs `body` over `0..<count` split into contiguous parts, one per thread of the products' team,
-/// each part a multiple of `grain` elements (except the last): `grain` keeps a part's start aligned
-/// to whole vectors and cache lines. `work` is the pass's element operations: below
-/// `parallelWorkThreshold`, or with one compute thread, `body(0..<count)` runs on the caller.
-/// Parts never overlap, so `body` may write its part's elements without synchronisation.
+/// The threads a pass of `work` element operations is split among (1: the caller runs it).
+@inline(__always)
+public func parallelThreads(work: Int) -> Int {
+    let team = Int(omp_get_max_threads())
+    guard team > 1, omp_in_parallel() == 0 else { return 1 }
+    return parallelWorkPerThread <= 0 ? team : min(team, work / parallelWorkPerThread)
+}
+
+/// Runs `body` over `0..<count` split into contiguous parts, one per thread of the products' team
+/// (as many threads as `work`, the pass's element operations, earns: `parallelThreads`), each part
+/// a multiple of `grain` elements (except the last): `grain` keeps a part's start aligned to whole
+/// vectors and cache lines. With one thread, `body(0..<count)` runs on the caller. Parts never
+/// overlap, so `body` may write its part's elements without synchronisation.
 @inline(__always)
 public func parallelFor(_ count: Int, grain: Int = 16, work: Int, _ body: (Range<Int>) -> Void) {
-    if count <= grain || work < parallelWorkThreshold || omp_get_max_threads() <= 1 || omp_in_parallel() != 0 {
+    let threads = count <= grain ? 1 : parallelThreads(work: work)
+    if threads <= 1 {
         body(0..<count)
         return
     }
     withoutActuallyEscaping(body) { escapable in
         var job = ParallelJob(count: count, grain: grain, body: escapable)
-        withUnsafeMutablePointer(to: &job) { GOMP_parallel(runParallelPart, $0, 0, 0) }
+        withUnsafeMutablePointer(to: &job) { GOMP_parallel(runParallelPart, $0, UInt32(threads), 0) }
     }
 }
 
 /// `parallelFor` over the columns of a [rows × width] pass that sums each column (its rows in order,
 /// by one thread). Such splits pay only on larger passes: at Model 2's largest (128 rows × 512
 /// columns) they measured slower than one thread (2 threads, Zen 4: BatchNorm backward 0.16 vs 0.12
-/// ms per step), while splits by rows already paid there; so columns are split from
-/// `columnSplitFactor` times the threshold.
+/// ms per step), while splits by rows already paid there; so a column split needs
+/// `columnSplitFactor` times the work per thread.
 @inline(__always)
 public func parallelForColumns(_ width: Int, rows: Int, _ body: (Range<Int>) -> Void) {
     parallelFor(width, work: rows * width / columnSplitFactor, body)
 }
 
-/// How many times more work a column split needs than a row split (see `parallelForColumns`).
+/// How many times more work per thread a column split needs than a row split (`parallelForColumns`).
 public let columnSplitFactor = 8
 
 /// The part of `0..<count` that thread `thread` of `threads` takes: ⌈count / threads⌉ rounded up

@@ -1,7 +1,8 @@
 // ParallelTests: the passes between the products split across the compute threads (Parallel.swift)
 // — the parts cover a loop exactly once in whole grains, several threads really run them, and every
 // kernel so split gives the bits of one thread, including the plain Double column sums whose value
-// depends on the order of their rows, at Model 2's sizes and at odd ones.
+// depends on the order of their rows and the exact sums split by rows into per-thread blocks, at
+// Model 2's sizes and at odd ones.
 //
 // Not here: whole training runs on several threads (RankInvarianceTests), the products' own thread
 // invariance (MatrixProductTests).
@@ -84,10 +85,33 @@ final class ParallelTests: XCTestCase {
         let sums = Buffer<Double>(count: 3 * width)
         batchNormSums(a.pointer, rows: rows, width: width, into: sums.pointer, activeCounts: sums.pointer + 2 * width)
         record(sums)
+        // Exact sums split by rows into per-thread blocks (partials; enough room for 3 threads, and
+        // room for only 2), or by columns without.
         let gridScale = Buffer([Double](repeating: 0x1p40, count: 2 * width)), maxima = Buffer<Double>(count: 2 * width)
-        batchNormSums(a.pointer, rows: rows, width: width, into: sums.pointer, grids: SumGrids(scale: gridScale.pointer, maxima: maxima.pointer))
-        record(sums)
-        record(maxima)
+        let partials = Buffer<Double>(count: 3 * 4 * width)
+        for room in [0, 2 * 4 * width, 3 * 4 * width] {
+            func grids() -> SumGrids {
+                SumGrids(scale: gridScale.pointer, maxima: maxima.pointer, partials: room > 0 ? partials.pointer : nil, partialCapacity: room)
+            }
+            maxima.zero()
+            batchNormSums(a.pointer, rows: rows, width: width, into: sums.pointer, activeCounts: sums.pointer + 2 * width, grids: grids())
+            record(sums)
+            record(maxima)
+            let (dy, gradSums) = (Buffer(dyValues), Buffer<Double>(count: 2 * width))
+            maxima.zero()
+            batchNormGradientSums(dy.pointer, xhat: a.pointer, rows: rows, width: width, into: gradSums.pointer, mask: a.pointer, grids: grids())
+            record(gradSums)
+            record(maxima)
+            record(dy)
+            let (bias, coefficients) = (Buffer<Double>(count: width), Buffer<Float>(count: 3 * width))
+            maxima.zero()
+            batchNormBackwardInput(dy.pointer, xhat: a.pointer, rows: rows, width: width, scale: scale.pointer, invStd: invStd.pointer,
+                                   sums: gradSums.pointer, count: rows, coefficients: coefficients.pointer, reluOutput: a.pointer,
+                                   biasGradient: bias.pointer, biasGrids: grids())
+            record(dy)
+            record(bias)
+            record(maxima)
+        }
 
         let mask = Buffer<Float>(count: n)
         dropoutMask(mask.pointer, rows: rows, width: width, firstRow: 7, key: RandomKey(seed: 3, .dropout), keep: 0.8)

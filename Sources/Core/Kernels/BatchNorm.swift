@@ -26,12 +26,53 @@ public enum BatchNormConstants {
 /// Per-column grids of exact row sums (ExactSum.swift): `scale[j]` turns a term into grid steps.
 /// A kernel given grids writes sums in grid steps and each column's largest |term| into `maxima`
 /// (merged: the caller zeroes it); without, it writes plain Double sums.
+///
+/// With `partials` (room for `partialCapacity` Doubles) and several compute threads, a kernel splits
+/// its rows among the threads, each summing its rows into a block of its own, and adds the blocks
+/// afterwards: exact, because every partial sum of grid steps is, and maxima do not depend on order.
+/// (Splitting by columns instead, one thread per column, measured slower than one thread at Model
+/// 2's sizes; see Parallel.swift.)
 public struct SumGrids {
     public var scale: UnsafePointer<Double>
     public var maxima: UnsafeMutablePointer<Double>
-    public init(scale: UnsafePointer<Double>, maxima: UnsafeMutablePointer<Double>) {
+    public var partials: UnsafeMutablePointer<Double>?
+    public var partialCapacity: Int
+    public init(scale: UnsafePointer<Double>, maxima: UnsafeMutablePointer<Double>,
+                partials: UnsafeMutablePointer<Double>? = nil, partialCapacity: Int = 0) {
         self.scale = scale
         self.maxima = maxima
+        self.partials = partials
+        self.partialCapacity = partialCapacity
+    }
+
+    /// The threads a row split of `work` element operations with blocks of `block` Doubles may use
+    /// (1: no row split).
+    func rowSplitThreads(work: Int, block: Int) -> Int {
+        guard partials != nil else { return 1 }
+        return min(parallelThreads(work: work), partialCapacity / block)
+    }
+
+    /// Runs `pass(rows, block)` over `rows` split among `threads` threads, each with a zeroed block of
+    /// `block` Doubles of `partials` (blocks of threads given no rows stay zero).
+    func rowSplit(rows: Int, threads: Int, block: Int, _ pass: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) {
+        let partials = partials!
+        partials.update(repeating: 0, count: threads * block)
+        parallelParts(rows, grain: 1, threads: threads) { part, t in pass(part, partials + t * block) }
+    }
+
+    /// Every block's `count` values at `offset`, summed (or with `maximum`, merged by max) into `out`
+    /// (sums overwrite `out`; maxima merge into it).
+    func combine(threads: Int, block: Int, offset: Int, count: Int, into out: UnsafeMutablePointer<Double>, maximum: Bool = false) {
+        let partials = partials!
+        if !maximum { out.update(repeating: 0, count: count) }
+        for t in 0..<threads {
+            let b = partials + t * block + offset
+            if maximum {
+                for j in 0..<count { out[j] = max(out[j], b[j]) }
+            } else {
+                for j in 0..<count { out[j] += b[j] }
+            }
+        }
     }
 }
 
@@ -42,6 +83,18 @@ public struct SumGrids {
 /// its square).
 public func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, into sums: UnsafeMutablePointer<Double>,
                           activeCounts: UnsafeMutablePointer<Double>? = nil, grids: SumGrids? = nil) {
+    let w = width
+    if let grids, case let threads = grids.rowSplitThreads(work: rows * w, block: 4 * w), threads > 1 {
+        // Block: Σa, Σa² (2w), active counts (w), maxima (w).
+        grids.rowSplit(rows: rows, threads: threads, block: 4 * w) { part, block in
+            batchNormSums(a + part.lowerBound * w, rows: part.count, width: w, columns: 0..<w, into: block,
+                          activeCounts: block + 2 * w, grids: SumGrids(scale: grids.scale, maxima: block + 3 * w))
+        }
+        grids.combine(threads: threads, block: 4 * w, offset: 0, count: 2 * w, into: sums)
+        if let activeCounts { grids.combine(threads: threads, block: 4 * w, offset: 2 * w, count: w, into: activeCounts) }
+        grids.combine(threads: threads, block: 4 * w, offset: 3 * w, count: w, into: grids.maxima, maximum: true)
+        return
+    }
     // Split by columns: each column's rows are summed in order by one thread, whatever the count.
     parallelForColumns(width, rows: rows) { columns in
         batchNormSums(a, rows: rows, width: width, columns: columns, into: sums, activeCounts: activeCounts, grids: grids)
@@ -158,6 +211,18 @@ public func batchNormGradientSums(
     _ dy: UnsafeMutablePointer<Float>, xhat: UnsafePointer<Float>, rows: Int, width: Int,
     into sums: UnsafeMutablePointer<Double>, mask: UnsafePointer<Float>? = nil, grids: SumGrids? = nil
 ) {
+    let w = width
+    if let grids, case let threads = grids.rowSplitThreads(work: rows * w, block: 4 * w), threads > 1 {
+        // Block: Σdy, Σdy·x̂ (2w), then their maxima (2w).
+        grids.rowSplit(rows: rows, threads: threads, block: 4 * w) { part, block in
+            let o = part.lowerBound * w
+            batchNormGradientSums(dy + o, xhat: xhat + o, rows: part.count, width: w, columns: 0..<w, into: block,
+                                  mask: mask.map { $0 + o }, grids: SumGrids(scale: grids.scale, maxima: block + 2 * w))
+        }
+        grids.combine(threads: threads, block: 4 * w, offset: 0, count: 2 * w, into: sums)
+        grids.combine(threads: threads, block: 4 * w, offset: 2 * w, count: 2 * w, into: grids.maxima, maximum: true)
+        return
+    }
     parallelForColumns(width, rows: rows) { columns in
         batchNormGradientSums(dy, xhat: xhat, rows: rows, width: width, columns: columns, into: sums, mask: mask, grids: grids)
     }
@@ -218,6 +283,20 @@ public func batchNormBackwardInput(
         c1[j] = Float(kj * sums[width + j] * inv)
     }
     let coefficients = UnsafePointer(coefficients)
+    let w = width
+    if let grids = biasGrids, let db = biasGradient, reluOutput != nil,
+       case let threads = grids.rowSplitThreads(work: rows * w, block: 2 * w), threads > 1 {
+        // Block: the bias gradient's grid steps (w), then its maxima (w).
+        grids.rowSplit(rows: rows, threads: threads, block: 2 * w) { part, block in
+            let o = part.lowerBound * w
+            batchNormBackwardInput(grad + o, xhat: xhat + o, rows: part.count, width: w, columns: 0..<w, coefficients: coefficients,
+                                   reluOutput: reluOutput.map { $0 + o }, biasGradient: block,
+                                   biasGrids: SumGrids(scale: grids.scale, maxima: block + w))
+        }
+        grids.combine(threads: threads, block: 2 * w, offset: 0, count: w, into: db)
+        grids.combine(threads: threads, block: 2 * w, offset: w, count: w, into: grids.maxima, maximum: true)
+        return
+    }
     parallelForColumns(width, rows: rows) { columns in
         batchNormBackwardInput(grad, xhat: xhat, rows: rows, width: width, columns: columns, coefficients: coefficients,
                                reluOutput: reluOutput, biasGradient: biasGradient, biasGrids: biasGrids)

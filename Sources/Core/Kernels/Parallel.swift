@@ -42,6 +42,15 @@ public func parallelFor(_ count: Int, grain: Int = 16, work: Int, _ body: (Range
         body(0..<count)
         return
     }
+    parallelParts(count, grain: grain, threads: threads) { part, _ in body(part) }
+}
+
+/// Runs `body(part, t)` on `threads` threads of the products' team, thread t taking
+/// `parallelPart(count, grain, t, threads)` (empty parts are skipped): for passes that keep a
+/// scratch block per part. With one thread, `body(0..<count, 0)` runs on the caller.
+@inline(__always)
+public func parallelParts(_ count: Int, grain: Int, threads: Int, _ body: (Range<Int>, Int) -> Void) {
+    guard threads > 1 else { return body(0..<count, 0) }
     withoutActuallyEscaping(body) { escapable in
         var job = ParallelJob(count: count, grain: grain, body: escapable)
         withUnsafeMutablePointer(to: &job) { GOMP_parallel(runParallelPart, $0, UInt32(threads), 0) }
@@ -74,13 +83,13 @@ public func parallelPart(_ count: Int, grain: Int, thread: Int, threads: Int) ->
 private struct ParallelJob {
     let count: Int
     let grain: Int
-    let body: (Range<Int>) -> Void
+    let body: (Range<Int>, Int) -> Void
 }
 
 /// The function every thread of the team runs: its own part of the job.
 private let runParallelPart: @convention(c) (UnsafeMutableRawPointer?) -> Void = { raw in
     let job = raw!.assumingMemoryBound(to: ParallelJob.self)
-    let part = parallelPart(job.pointee.count, grain: job.pointee.grain,
-                            thread: Int(omp_get_thread_num()), threads: Int(omp_get_num_threads()))
-    if !part.isEmpty { job.pointee.body(part) }
+    let thread = Int(omp_get_thread_num())
+    let part = parallelPart(job.pointee.count, grain: job.pointee.grain, thread: thread, threads: Int(omp_get_num_threads()))
+    if !part.isEmpty { job.pointee.body(part, thread) }
 }

@@ -30,6 +30,10 @@ final class ExactStepBuffers {
     let localSums: Buffer<Double>
     /// Maxima a redo computes and discards, and the scales of `roundColumns`.
     let discardedMaxima: Buffer<Double>, roundScratch: Buffer<Float>
+    /// A block of partial sums per compute thread (at most 64) for the BatchNorm passes that split
+    /// their rows among the threads (`SumGrids.partials`): 4 × the widest block each; none with one
+    /// thread (a rank under mpirun).
+    let partials: Buffer<Double>
 
     init(architecture arch: Architecture, layout: ParameterLayout, exactCount: Int, capacity: Int) {
         var offset = 0
@@ -51,5 +55,12 @@ final class ExactStepBuffers {
         let widest = ([arch.inputWidth, arch.classCount] + arch.hidden).max()!
         discardedMaxima = Buffer(count: 2 * widest)
         roundScratch = Buffer(count: 2 * widest)
+        let threads = computeThreads()
+        partials = Buffer(count: threads > 1 ? min(threads, 64) * 4 * (arch.hidden.max() ?? 0) : 0)
+    }
+
+    /// Grids of `scale` whose maxima go to `maxima`, with this step's partial blocks.
+    func grids(scale: UnsafePointer<Double>, maxima: UnsafeMutablePointer<Double>) -> SumGrids {
+        SumGrids(scale: scale, maxima: maxima, partials: partials.count > 0 ? partials.pointer : nil, partialCapacity: partials.count)
     }
 }

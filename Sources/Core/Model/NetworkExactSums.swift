@@ -28,7 +28,7 @@ extension Network {
             }
             maxima.update(repeating: 0, count: w)
             batchNormSums(b.a.pointer, rows: ctx.rows, width: w, into: b.sums.pointer, activeCounts: b.sums.pointer + 2 * w,
-                          grids: SumGrids(scale: scale, maxima: maxima))
+                          grids: x.grids(scale: scale, maxima: maxima))
         }
         let history = historyBounds(bound, count: w)
         localSums(from: history, maxima: maxima)
@@ -53,7 +53,7 @@ extension Network {
             for j in 0..<(2 * w) { (scale[j], limit[j]) = sumGrid(bound: bounds(j), rows: ctx.globalBatch) }
             maxima.update(repeating: 0, count: 2 * w)
             batchNormGradientSums(b.grad.pointer, xhat: b.xhat.pointer, rows: ctx.rows, width: w, into: b.gradSums.pointer,
-                                  mask: mask, grids: SumGrids(scale: scale, maxima: maxima))
+                                  mask: mask, grids: x.grids(scale: scale, maxima: maxima))
             mask = nil  // applied once, in place
         }
         let (dyHistory, dyxHistory) = (historyBounds(bound, count: w), historyBounds(bound + w, count: w))
@@ -96,7 +96,7 @@ extension Network {
         let (scale, limit) = (x.biasScale[l].pointer, x.biasLimit[l].pointer)
         let history = historyBounds(bound, count: w, floor: biasFloor)
         for j in 0..<w { (scale[j], limit[j]) = sumGrid(bound: bounds?[j] ?? history(j), rows: ctx.globalBatch) }
-        return SumGrids(scale: scale, maxima: bounds == nil ? x.finalMaxima.pointer + x.outputMaxima[l] : x.discardedMaxima.pointer)
+        return x.grids(scale: scale, maxima: bounds == nil ? x.finalMaxima.pointer + x.outputMaxima[l] : x.discardedMaxima.pointer)
     }
 
     /// The step's loss sum over this shard's rows in grid steps (from `bound`, by default the loss's

@@ -10,10 +10,13 @@ public final class Buffer<Element: Numeric>: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Element>
     /// Number of elements.
     public let count: Int
+    /// Whether this buffer allocated its memory (and frees it).
+    private let owned: Bool
 
     public init(count: Int) {
         precondition(count >= 0)
         self.count = count
+        owned = true
         // Cache-line alignment keeps vector loads aligned and stops two buffers sharing a line.
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: max(count, 1) * MemoryLayout<Element>.stride, alignment: 64)
@@ -27,7 +30,17 @@ public final class Buffer<Element: Numeric>: @unchecked Sendable {
         load(values)
     }
 
-    deinit { pointer.deallocate() }
+    /// A buffer over `count` elements of memory someone else owns and keeps alive for as long as
+    /// this buffer (memory shared with other processes, say), zeroed here.
+    public init(borrowing memory: UnsafeMutablePointer<Element>, count: Int) {
+        precondition(count >= 0)
+        self.count = count
+        pointer = memory
+        owned = false
+        pointer.update(repeating: 0, count: count)
+    }
+
+    deinit { if owned { pointer.deallocate() } }
 
     /// The whole buffer as a buffer pointer (for collectives and bulk copies).
     public var all: UnsafeMutableBufferPointer<Element> {

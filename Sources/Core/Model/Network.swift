@@ -62,7 +62,10 @@ public final class Network {
     public internal(set) var sumRedos = 0
 
     /// `riders`: extra Double slots appended to `exactSums` for the caller (see ExactSumsLayout).
-    public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32) {
+    /// `gradientStorage`: memory for `gradients` that the collective reads from the other ranks in
+    /// place (Collective.sharedGradientStorage), kept alive by the caller; by default, its own.
+    public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32,
+                gradientStorage: UnsafeMutablePointer<Float>? = nil) {
         precondition(capacity > 0)
         self.architecture = architecture
         layout = ParameterLayout(architecture)
@@ -70,7 +73,8 @@ public final class Network {
         self.capacity = capacity
         parameters = Buffer(count: layout.count)
         runningStats = Buffer(count: statsLayout.count)
-        gradients = Buffer(count: layout.count)
+        let parameterCount = layout.count
+        gradients = gradientStorage.map { Buffer(borrowing: $0, count: parameterCount) } ?? Buffer(count: parameterCount)
         exactLayout = ExactSumsLayout(layout, statsLayout, riders: riders)
         exactSums = Buffer(count: exactLayout.count)
         input = Buffer(count: capacity * architecture.inputWidth)

@@ -6,6 +6,8 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
     case none = 0
     case allreduceFloat, allreduceDouble, allreduceMinMax, broadcastBuffer, broadcastBytes, barrier
     case reduceScatterRing, allgather, compressedAllreduceRing, allreduceSumAndMax
+    /// The reduce-scatter of the weight gradients in memory the ranks of one node share.
+    case reduceScatterShared
     /// MPI_Init_thread and the collectives of MPICollective.init.
     case startup
 
@@ -23,6 +25,7 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
         case .allgather: return "MPI_Allgatherv"
         case .compressedAllreduceRing: return "16-bit allreduce (MPI_Sendrecv ring)"
         case .allreduceSumAndMax: return "MPI_Allreduce (sums and maxima)"
+        case .reduceScatterShared: return "reduce-scatter (shared memory)"
         case .startup: return "MPI start-up"
         }
     }

@@ -37,6 +37,14 @@ final class MPICollective: Collective, CommunicationTiming {
     private var pairs = Buffer<Double>(count: 0)
     /// The 16-bit ring's outgoing and incoming values, sized once to the gradient buffer.
     private var wire = Buffer<UInt16>(count: 0), incoming = Buffer<UInt16>(count: 0)
+    /// The ranks of this node (MPI_COMM_TYPE_SHARED).
+    private let node: MPI_Comm?
+    /// Whether the reduce-scatter of the weight gradients reads them from memory shared by the
+    /// ranks: the whole job on one node, more than one rank, and $DIST_TRAINER_SHARED_MEMORY not 0
+    /// (NodeSharedMemory.swift).
+    let sharesMemory: Bool
+    /// The weight gradients of every rank (sharedGradientStorage).
+    private var gradientWindow: NodeSharedWindow?
 
     /// Initialises MPI. Call once, before any other MPI use. With a `timeout` > 0 the watchdog runs
     /// from here on: a start-up that does not complete in time (a host that cannot connect back, a
@@ -59,7 +67,7 @@ final class MPICollective: Collective, CommunicationTiming {
         var lr: Int32 = 0, ls: Int32 = 0
         try MPICollective.check(MPI_Comm_rank(local, &lr), "MPI_Comm_rank")
         try MPICollective.check(MPI_Comm_size(local, &ls), "MPI_Comm_size")
-        MPI_Comm_free(&local)
+        node = local
         localRank = Int(lr)
         localSize = Int(ls)
         // Each node's local rank 0 counts its node once.
@@ -67,6 +75,7 @@ final class MPICollective: Collective, CommunicationTiming {
         try MPICollective.check(
             MPI_Allreduce(cmpi_in_place(), &leaders, 1, cmpi_int32(), cmpi_op_sum(), world), "MPI_Allreduce")
         nodeCount = Int(leaders[0])
+        sharesMemory = nodeCount == 1 && size > 1 && ProcessInfo.processInfo.environment["DIST_TRAINER_SHARED_MEMORY"] != "0"
         hostNames = try MPICollective.gatherHostNames(world, size: size)
         try MPICollective.check(cmpi_make_sum_max(&sumMaxPair, &sumMaxOp), "MPI_Op_create")
         watchdog?.leave()
@@ -109,6 +118,7 @@ final class MPICollective: Collective, CommunicationTiming {
     func finalize() {
         guard !finalized else { return }
         finalized = true
+        gradientWindow?.free()
         MPI_Finalize()
     }
 
@@ -164,6 +174,9 @@ final class MPICollective: Collective, CommunicationTiming {
     /// would cancel the point of scattering.)
     func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {
         guard size > 1 else { return }
+        if let window = gradientWindow, buffer.baseAddress == window.slots[rank], buffer.count == window.count {
+            return try reduceScatterShared(window, partition: partition)
+        }
         let largest = Int(partition.counts.max() ?? 0)
         if scratch.count < largest { scratch = Buffer(count: largest) }
         let (right, left) = (Int32((rank + 1) % size), Int32((rank + size - 1) % size))
@@ -181,6 +194,31 @@ final class MPICollective: Collective, CommunicationTiming {
                 // With several threads per rank the sum uses them all (memory-bound: 12 bytes per element).
                 parallelFor(receive.count, work: receive.count) { part in
                     for i in part { target[i] += incoming[i] }
+                }
+            }
+        }
+    }
+
+    /// Memory for this rank's weight gradients in a window every rank of the node reads (when the
+    /// job is on one node), so that `reduceScatterSum` adds the other ranks' parts in place.
+    func sharedGradientStorage(count: Int) throws -> UnsafeMutablePointer<Float>? {
+        guard sharesMemory, let node, gradientWindow == nil else { return nil }
+        let window = try NodeSharedWindow(count: count, comm: node, size: size)
+        gradientWindow = window
+        return window.slots[rank]
+    }
+
+    /// The reduce-scatter in shared memory: after a fence, this rank adds every other rank's values
+    /// of its own part, read where they lie, to its own (in rank order; the sums are exact either way).
+    private func reduceScatterShared(_ window: NodeSharedWindow, partition: Partition) throws {
+        let part = partition.range(rank)
+        try timed(.reduceScatterShared, window.count) {
+            try window.fence()
+            let mine = window.slots[rank] + part.lowerBound
+            for q in 0..<size where q != rank {
+                let theirs = UnsafePointer(window.slots[q] + part.lowerBound)
+                parallelFor(part.count, work: part.count) { range in
+                    for i in range { mine[i] += theirs[i] }
                 }
             }
         }

@@ -9,7 +9,8 @@
 //
 // Thread counts never change results: a pass is split into contiguous parts of whole `grain`s and
 // every element (or, for a column sum, every column, whose rows stay in order) is computed by the
-// same arithmetic whichever thread owns it. Under mpirun with one thread per rank (the default)
+// same arithmetic whichever thread owns it; exact sums may instead give each thread a block of rows
+// and add the blocks afterwards (BatchNorm's SumGrids.partials). Under mpirun with one thread per rank (the default)
 // nothing here runs: the pass is called directly. This is not a task system: one flat loop per call.
 import CDNNL
 

@@ -33,15 +33,14 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write every sample's logits as a float32 .npy file [samples × classes].", valueName: "file"))
     var saveLogits: String?
 
-    @Option(help: "Threads per process for the products (default: $OMP_NUM_THREADS, else cores on the node / ranks on the node).")
-    var threads: Int?
+    @OptionGroup var compute: ThreadFlags
 
     func run() throws {
         try withMPIJob { mpi in try evaluateCheckpoint(mpi: mpi) }
     }
 
     func evaluateCheckpoint(mpi: MPICollective) throws {
-        setComputeThreads(threads ?? mpi.defaultThreadsPerRank)
+        compute.apply(mpi)
         let loaded = try CheckpointAndData.load(checkpoint, flag: "--checkpoint", source: try data.source(), mpi: mpi)
         let config = loaded.checkpoint.header.config
         let images = split == .test ? loaded.data.test : loaded.data.validation

@@ -32,15 +32,14 @@ struct PredictCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The CSV column that holds labels, ignored if present (default: the training data's label column).", valueName: "name"))
     var labelColumn: String?
 
-    @Option(help: "Threads per process for the products (default: $OMP_NUM_THREADS, else cores on the node / ranks on the node).")
-    var threads: Int?
+    @OptionGroup var compute: ThreadFlags
 
     func run() throws {
         try withMPIJob { mpi in try predict(mpi: mpi) }
     }
 
     func predict(mpi: MPICollective) throws {
-        setComputeThreads(threads ?? mpi.defaultThreadsPerRank)
+        compute.apply(mpi)
         let bytes = try mpi.rootReads {
             do { return try readFile(checkpoint) } catch let e as TrainerError { throw TrainerError("--checkpoint \(e.message)", exitCode: ExitStatus.badInput) }
         }

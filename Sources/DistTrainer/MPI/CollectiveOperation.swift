@@ -7,7 +7,7 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
     case allreduceFloat, allreduceDouble, allreduceMinMax, broadcastBuffer, broadcastBytes, barrier
     case reduceScatterRing, allgather, compressedAllreduceRing, allreduceSumAndMax
     /// The reduce-scatter of the weight gradients in memory the ranks of one node share.
-    case reduceScatterShared
+    case reduceScatterShared, sharedWindow
     /// MPI_Init_thread and the collectives of MPICollective.init.
     case startup
 
@@ -26,6 +26,7 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
         case .compressedAllreduceRing: return "16-bit allreduce (MPI_Sendrecv ring)"
         case .allreduceSumAndMax: return "MPI_Allreduce (sums and maxima)"
         case .reduceScatterShared: return "reduce-scatter (shared memory)"
+        case .sharedWindow: return "MPI_Win_allocate_shared"
         case .startup: return "MPI start-up"
         }
     }

@@ -203,9 +203,11 @@ final class MPICollective: Collective, CommunicationTiming {
     /// job is on one node), so that `reduceScatterSum` adds the other ranks' parts in place.
     func sharedGradientStorage(count: Int) throws -> UnsafeMutablePointer<Float>? {
         guard sharesMemory, let node, gradientWindow == nil else { return nil }
-        let window = try NodeSharedWindow(count: count, comm: node, size: size)
+        // Collective like any other: the watchdog sees a rank that never arrives.
+        var window: NodeSharedWindow?
+        try timed(.sharedWindow, count) { window = try NodeSharedWindow(count: count, comm: node, size: size) }
         gradientWindow = window
-        return window.slots[rank]
+        return window?.slots[rank]
     }
 
     /// The reduce-scatter in shared memory: after a fence, this rank adds every other rank's values

@@ -426,6 +426,21 @@ public final class Network {
         }
     }
 
+    /// Asks for samples `indices` of `data` to be brought into the caches, so that their `gather`
+    /// (the next step's) does not wait on memory: a hint, with no effect on any result.
+    public func prefetch(_ data: LabeledData, indices: UnsafeBufferPointer<Int>) {
+        if data.encoding == .bytes {
+            data.pixels.withUnsafeBytes { px in
+                for index in indices { Kernels.prefetch(px.baseAddress! + index * data.width, bytes: data.width) }
+            }
+        } else {
+            data.features.withUnsafeBytes { f in
+                let bytes = data.width * MemoryLayout<Float>.stride
+                for index in indices { Kernels.prefetch(f.baseAddress! + index * bytes, bytes: bytes) }
+            }
+        }
+    }
+
     /// Hidden block `l`'s BatchNorm input (the ReLU output) from the last forward pass, row-major
     /// [rows × width] for the first `rows` rows (for checks of the statistics).
     public func batchNormInput(_ l: Int, rows: Int) -> UnsafeBufferPointer<Float> {

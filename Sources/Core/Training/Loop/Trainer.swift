@@ -221,6 +221,11 @@ public final class Trainer {
                     let first = minibatch * batch
                     network.gather(train, indices: UnsafeBufferPointer(rebasing: o[(first + shard.lowerBound)..<(first + shard.upperBound)]),
                                    augmentation: augmentation)
+                    // The next minibatch's samples, fetched while this one's products run.
+                    let next = first + batch
+                    if next + batch <= o.count {
+                        network.prefetch(train, indices: UnsafeBufferPointer(rebasing: o[(next + shard.lowerBound)..<(next + shard.upperBound)]))
+                    }
                 }
             }
             let ctx = StepContext(

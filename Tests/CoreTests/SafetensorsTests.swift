@@ -80,6 +80,70 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["f.prev.safetensors", "f.safetensors"], "no temporary left")
     }
 
+    /// The writer that passes a file through a small aligned buffer (O_DIRECT on a disk, the page
+    /// cache on tmpfs, which refuses O_DIRECT) gives the in-memory encoder's bytes for files ending
+    /// below, at and past a block and a buffer boundary, with tensors split across buffer fills, and
+    /// keeps the file it replaces.
+    func testStagedWriterEqualsEncodedBytesOnDiskAndTmpfs() throws {
+        // The package's build directory is on a disk; where that is ext4 or XFS, O_DIRECT must be used.
+        let build = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build").path
+        var places = [build + "/safetensors-staged-\(getpid())"]
+        if FileManager.default.fileExists(atPath: "/dev/shm") { places.append("/dev/shm/safetensors-staged-\(getpid())") }
+        func directExpected(_ dir: String) -> Bool? {
+            // The file system of the longest mount point that holds `dir` (/proc/mounts: device, mount point, type).
+            guard let mounts = try? String(contentsOfFile: "/proc/mounts", encoding: .utf8) else { return nil }
+            var (longest, type) = (-1, "")
+            for line in mounts.split(separator: "\n") {
+                let fields: [String] = line.split(separator: " ").map(String.init)
+                guard fields.count > 2 else { continue }
+                let point = fields[1]
+                let holds = dir == point || dir.hasPrefix(point.hasSuffix("/") ? point : point + "/")
+                if holds && point.count > longest { (longest, type) = (point.count, fields[2]) }
+            }
+            return ["ext4", "ext3", "xfs"].contains(type) ? true : nil
+        }
+        let staging = AlignedBytes(capacity: 2 * AlignedBytes.alignment)
+        var cases = 0
+        for dir in places {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let (path, previous) = (dir + "/f.safetensors", dir + "/f.prev.safetensors")
+            let label = { (floats: Int) in String(repeating: "0", count: 8 - String(floats).count) + String(floats) }
+            // The header lists the shapes, so its size depends on the counts: a fixed point.
+            func prologueBytes(_ floats: Int) -> Int {
+                safetensorsPrologue([("a", [floats / 3]), ("b", [floats - floats / 3])], metadata: ["n": label(floats)]).count
+            }
+            func floatCount(endingAt size: Int) -> Int {
+                var n = size / 4
+                for _ in 0..<4 { n = (size - prologueBytes(n)) / 4 }
+                return n
+            }
+            // Data sizes that end the file 4 bytes short of, at, and 4 bytes past 1, 2 and 3 blocks.
+            for blocks in 1...3 {
+                for delta in [-4, 0, 4] {
+                    let floats = floatCount(endingAt: blocks * AlignedBytes.alignment + delta)
+                    let buffer: [Float] = (0..<floats).map { Float($0) * 0.25 - 7 }
+                    let split = floats / 3
+                    let slices = [TensorSlice(name: "a", shape: [split], values: buffer[0..<split]),
+                                  TensorSlice(name: "b", shape: [floats - split], values: buffer[split...])]
+                    let file = SafetensorsFile(tensors: slices.map { Tensor(name: $0.name, shape: $0.shape, values: Array($0.values)) },
+                                               metadata: ["n": label(floats)])
+                    let direct = try writeSafetensors(slices, metadata: file.metadata, path: path, keepingPrevious: previous, through: staging)
+                    if let expected = directExpected(dir) { XCTAssertEqual(direct, expected, "\(dir): O_DIRECT on ext4 and XFS") }
+                    let written = try Data(contentsOf: URL(fileURLWithPath: path))
+                    XCTAssertEqual(written.count, blocks * AlignedBytes.alignment + delta, "\(dir): the sizes meant")
+                    XCTAssertEqual(written, Data(encodeSafetensors(file)), "\(dir), \(blocks) blocks \(delta)")
+                    cases += 1
+                }
+            }
+            // The file before the last one written (3 blocks exactly) was kept.
+            XCTAssertEqual(try readSafetensors(path: previous).metadata["n"], label(floatCount(endingAt: 3 * AlignedBytes.alignment)))
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["f.prev.safetensors", "f.safetensors"], "no temporary left")
+        }
+        XCTAssertEqual(cases, 9 * places.count)
+    }
+
     func testRoundTripInMemory() throws {
         let bytes = encodeSafetensors(Self.sample)
         let decoded = try decodeSafetensors(bytes, name: "sample.safetensors")

@@ -22,9 +22,11 @@ public enum Checkpoint {
     /// The exact sums' bounds in a `last` checkpoint (TrainingSnapshot.sumBounds).
     static let sumBounds = "numerics.sum_bounds"
 
-    /// `best` as a standalone checkpoint of a model of `architecture`; `header` fills the
-    /// configuration, data directory, ranks and threads.
-    public static func best(_ best: BestModel, architecture: Architecture, header: CheckpointHeader) throws -> SafetensorsFile {
+    /// `best` as a standalone checkpoint of a model of `architecture` (`header` fills the
+    /// configuration, data directory, ranks and threads): its tensors, as slices of its arrays, and
+    /// the metadata, which `writeSafetensors(_:metadata:path:)` streams to a file without a copy.
+    public static func bestParts(_ best: BestModel, architecture: Architecture, header: CheckpointHeader) throws
+        -> (tensors: [TensorSlice], metadata: [String: String]) {
         var header = header
         header.kind = .best
         var metadata = try header.metadata()
@@ -34,7 +36,7 @@ public enum Checkpoint {
         metadata["val_accuracy"] = String(best.record.valAccuracy)
         metadata["val_loss"] = String(best.record.valLoss)
         metadata["record"] = try JSONCoding.text(best.record)
-        return SafetensorsFile(tensors: best.state.tensors(architecture), metadata: metadata)
+        return (best.state.tensorSlices(architecture), metadata)
     }
 
     /// Everything needed to continue the sweep exactly where `snapshot` is.

@@ -139,27 +139,26 @@ public func writeSafetensors(_ slices: [TensorSlice], metadata: [String: String]
     }
 }
 
-/// Writes the tensors `slices` and `metadata` as a safetensors file at `path` through `image` (a
-/// reused aligned buffer the file is assembled in, then written with O_DIRECT where the file system
-/// allows: see writeFileAtomically(_:image:count:)): the same bytes as the other writers, for a
-/// fraction of the CPU time of a write through the page cache.
+/// Writes the tensors `slices` and `metadata` as a safetensors file at `path` through `staging` (a
+/// reused aligned buffer of a few blocks the file passes through, written with O_DIRECT where the
+/// file system allows: see writeFileAtomically(_:staging:keepingPrevious:_:)): the same bytes as the
+/// other writers, for a fraction of the CPU time of a write through the page cache, and without the
+/// file's image in memory. Returns whether O_DIRECT was used.
+@discardableResult
 public func writeSafetensors(_ slices: [TensorSlice], metadata: [String: String], path: String, keepingPrevious: String? = nil,
-                             through image: AlignedBytes) throws {
+                             through staging: AlignedBytes) throws -> Bool {
     let prologue = safetensorsPrologue(slices.map { ($0.name, $0.shape) }, metadata: metadata)
-    let count = prologue.count + slices.reduce(0) { $0 + $1.values.count * MemoryLayout<Float>.size }
-    image.reserve(count)
-    var at = image.pointer
-    prologue.withUnsafeBytes { at.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-    at += prologue.count
-    for t in slices where !t.values.isEmpty {
-        t.values.withUnsafeBytes { at.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        #if _endian(big)
-        let words = at.bindMemory(to: UInt32.self, capacity: t.values.count)
-        for i in 0..<t.values.count { words[i] = words[i].byteSwapped }
-        #endif
-        at += t.values.count * MemoryLayout<Float>.size
+    return try writeFileAtomically(path, staging: staging, keepingPrevious: keepingPrevious) { put in
+        try prologue.withUnsafeBytes { try put($0) }
+        for t in slices where !t.values.isEmpty {
+            #if _endian(big)
+            let values = t.values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
+            try values.withUnsafeBytes { try put($0) }
+            #else
+            try t.values.withUnsafeBytes { try put($0) }
+            #endif
+        }
     }
-    try writeFileAtomically(path, image: image, count: count, keepingPrevious: keepingPrevious)
 }
 
 /// Encodes `file`: the tensors in the order given, contiguously, after a space-padded header whose

@@ -28,8 +28,10 @@ final class CheckpointWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// The file image each checkpoint is assembled in (allocated once; used by the writer thread only).
-    private let image = AlignedBytes()
+    /// The aligned buffer each checkpoint passes through on its way to the disk (allocated once; used
+    /// by the writer thread only). A few blocks, not the file: the snapshot is the one copy of the
+    /// state a checkpoint holds in memory (1 MiB here against 7.7 MB for Model 2's whole file).
+    private let staging = AlignedBytes(capacity: 1 << 20)
     /// The snapshot of the last write, once written: its arrays are reused by the next snapshot.
     private var recycled: TrainingSnapshot?
 
@@ -81,7 +83,7 @@ final class CheckpointWriter: @unchecked Sendable {
     private func write(_ snapshot: TrainingSnapshot, header: CheckpointHeader, path: String) -> TrainerError? {
         do {
             let (tensors, metadata) = try Checkpoint.lastParts(snapshot, header: header)
-            try writeSafetensors(tensors, metadata: metadata, path: path, keepingPrevious: RunFiles.previous(of: path), through: image)
+            try writeSafetensors(tensors, metadata: metadata, path: path, keepingPrevious: RunFiles.previous(of: path), through: staging)
             return nil
         } catch let e as TrainerError {
             return e

@@ -201,7 +201,9 @@ final class RunReporter: TrainingObserver {
         try writer.finish()
         do {
             if isBest, let best = trainer.best {
-                try writeSafetensors(try Checkpoint.best(best, architecture: trainer.network.architecture, header: job), path: directory + "/" + RunFiles.best)
+                // Streamed from the best model's arrays (no copy of it in memory; see docs/performance.md, memory).
+                let (tensors, metadata) = try Checkpoint.bestParts(best, architecture: trainer.network.architecture, header: job)
+                try writeSafetensors(tensors, metadata: metadata, path: directory + "/" + RunFiles.best)
             }
             // The last checkpoint through the writer (the same path as within epochs), waited for.
             try writer.submit(header: job, path: directory + "/" + RunFiles.last) { trainer.snapshot(reusing: &$0) }

@@ -28,21 +28,43 @@ public func writeFileAtomically(_ path: String, keepingPrevious previous: String
     }
 }
 
-/// Atomically replaces the file at `path` with the first `count` bytes of `image`, bypassing the
-/// page cache where the file system allows it (O_DIRECT: the disk reads the image itself, so a
-/// large file costs the CPU almost nothing, which matters for checkpoints written in the
-/// background while every core trains); otherwise an ordinary write. As above for `keepingPrevious`.
-public func writeFileAtomically(_ path: String, image: AlignedBytes, count: Int, keepingPrevious previous: String? = nil) throws {
-    precondition(count <= image.capacity)
-    let padded = (count + AlignedBytes.alignment - 1) / AlignedBytes.alignment * AlignedBytes.alignment
+/// Atomically replaces the file at `path` with what `produce` hands to `put`, in order, passed through
+/// `staging` (an aligned buffer of a few blocks, reused) and written from there with O_DIRECT where
+/// the file system allows it: the disk reads the blocks itself, so a large file costs the CPU almost
+/// nothing, which matters for checkpoints written in the background while every core trains; and the
+/// file never has to be whole in memory (a checkpoint holds 4 copies of the model). `produce` may be called twice (a second
+/// time through the page cache, when O_DIRECT is refused at the first write). As above for
+/// `keepingPrevious`. Returns whether the file was written with O_DIRECT.
+@discardableResult
+public func writeFileAtomically(_ path: String, staging: AlignedBytes, keepingPrevious previous: String? = nil,
+                                _ produce: (_ put: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Bool {
+    precondition(staging.capacity >= AlignedBytes.alignment && staging.capacity % AlignedBytes.alignment == 0)
     do {
         try replaceFile(path, keepingPrevious: previous, direct: true) { fd in
-            // O_DIRECT writes whole blocks from an aligned buffer; the file is then cut to its size.
-            try writeAll(fd, UnsafeRawBufferPointer(start: image.pointer, count: padded), path: path, direct: true)
-            try checkedCall(path, "setting the size") { ftruncate(fd, off_t(count)) }
+            var (filled, total) = (0, 0)
+            let flush = { (count: Int) in
+                try writeAll(fd, UnsafeRawBufferPointer(start: staging.pointer, count: count), path: path, direct: true)
+            }
+            try produce { raw in
+                var at = 0
+                while at < raw.count {
+                    let n = min(raw.count - at, staging.capacity - filled)
+                    (staging.pointer + filled).copyMemory(from: raw.baseAddress! + at, byteCount: n)
+                    (filled, at, total) = (filled + n, at + n, total + n)
+                    if filled == staging.capacity {
+                        try flush(filled)
+                        filled = 0
+                    }
+                }
+            }
+            // The last part padded to whole blocks (O_DIRECT writes nothing else); the file is then cut to its size.
+            if filled > 0 { try flush((filled + AlignedBytes.alignment - 1) / AlignedBytes.alignment * AlignedBytes.alignment) }
+            try checkedCall(path, "setting the size") { ftruncate(fd, off_t(total)) }
         }
+        return true
     } catch DirectIO.unsupported {
-        try writeFileAtomically(path, keepingPrevious: previous) { put in try put(UnsafeRawBufferPointer(start: image.pointer, count: count)) }
+        try writeFileAtomically(path, keepingPrevious: previous, produce)
+        return false
     }
 }
 

@@ -2,8 +2,9 @@
 // and threads — every number of metrics.jsonl but the timings and rank-dependent fields, the
 // summary's validation and test results and confusion matrices, and every tensor of
 // best.safetensors and last.safetensors — for mpirun -np 1 to 4 (4 oversubscribes the machine),
-// with the gradients reduced in shared memory and through MPI's messages, with bf16 and every
-// recipe feature, and across a resume on another rank count mid-epoch.
+// with the gradients reduced and the parameters gathered in shared memory and through MPI's
+// messages, with bf16 and every recipe feature, and across a resume on another rank count
+// mid-epoch.
 //
 // Not here: the same on 1-8 in-process ranks (CoreTests/RankInvarianceTests), across emulated
 // hosts (MultiHostTests), under Slurm (SlurmTests).
@@ -71,9 +72,11 @@ final class RankInvarianceEndToEndTests: XCTestCase {
         for np in [2, 3, 4] {
             try run(np, common + ["--run-dir", tmp + "/np\(np)"])
             try assertSameBits(tmp + "/np1", tmp + "/np\(np)", "np=\(np)")
-            // On one node the gradients are reduced in shared memory (NodeSharedMemory.swift).
+            // On one node the gradients are reduced and the parameters gathered in shared memory
+            // (NodeSharedMemory.swift).
             let collectives = try readJSON(tmp + "/np\(np)/summary.json")["collectives"] as? [String: Any] ?? [:]
             XCTAssertNotNil(collectives["reduce-scatter (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
+            XCTAssertNotNil(collectives["allgather (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
         }
         // And through MPI's messages when that is turned off: the same bits.
         try run(2, common + ["--run-dir", tmp + "/np2-messages"], environment: ["DIST_TRAINER_SHARED_MEMORY": "0"])

@@ -43,15 +43,18 @@ public protocol Collective: AnyObject {
     /// Tells the collective where training is (for diagnostics such as a hang watchdog); cheap,
     /// called once per step.
     func noteProgress(lrIndex: Int, epoch: Int, step: Int)
-    /// Memory for a rank's `count` weight gradients that the collective can read from the other
-    /// ranks directly (ranks sharing a node), or nil. When the buffer given to `reduceScatterSum` is
-    /// this memory, the reduction reads the other ranks' parts in place instead of copying them.
-    /// Collective: every rank calls it, with the same count, at most once. The owner writes it
-    /// only between collectives, as a training step does.
-    func sharedGradientStorage(count: Int) throws -> UnsafeMutablePointer<Float>?
+    /// Memory for `count` Floats of this rank that the collective can read from the other ranks
+    /// directly (ranks sharing a node), or nil. When a buffer given to `reduceScatterSum` or
+    /// `allgather` is such memory, the collective reads the other ranks' parts where they lie
+    /// instead of sending copies (the weight gradients, the parameters). Collective: every rank
+    /// calls it, with the same count, once per buffer. Between a `reduceScatterSum` or `allgather`
+    /// and the next collective call, a rank writes only its own part (Adam's), and between
+    /// collectives it may write its memory as it likes, as a training step does: another rank reads
+    /// it only inside those two calls.
+    func sharedStorage(count: Int) throws -> UnsafeMutablePointer<Float>?
 }
 
 extension Collective {
     public func noteProgress(lrIndex: Int, epoch: Int, step: Int) {}
-    public func sharedGradientStorage(count: Int) throws -> UnsafeMutablePointer<Float>? { nil }
+    public func sharedStorage(count: Int) throws -> UnsafeMutablePointer<Float>? { nil }
 }

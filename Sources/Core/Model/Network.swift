@@ -62,18 +62,19 @@ public final class Network {
     public internal(set) var sumRedos = 0
 
     /// `riders`: extra Double slots appended to `exactSums` for the caller (see ExactSumsLayout).
-    /// `gradientStorage`: memory for `gradients` that the collective reads from the other ranks in
-    /// place (Collective.sharedGradientStorage), kept alive by the caller; by default, its own.
+    /// `gradientStorage`, `parameterStorage`: memory for `gradients` and `parameters` that the
+    /// collective reads from the other ranks in place (Collective.sharedStorage), kept alive by the
+    /// caller; by default, the network's own.
     public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32,
-                gradientStorage: UnsafeMutablePointer<Float>? = nil) {
+                gradientStorage: UnsafeMutablePointer<Float>? = nil, parameterStorage: UnsafeMutablePointer<Float>? = nil) {
         precondition(capacity > 0)
         self.architecture = architecture
         layout = ParameterLayout(architecture)
         statsLayout = RunningStatsLayout(architecture)
         self.capacity = capacity
-        parameters = Buffer(count: layout.count)
-        runningStats = Buffer(count: statsLayout.count)
         let parameterCount = layout.count
+        parameters = parameterStorage.map { Buffer(borrowing: $0, count: parameterCount) } ?? Buffer(count: parameterCount)
+        runningStats = Buffer(count: statsLayout.count)
         gradients = gradientStorage.map { Buffer(borrowing: $0, count: parameterCount) } ?? Buffer(count: parameterCount)
         exactLayout = ExactSumsLayout(layout, statsLayout, riders: riders)
         exactSums = Buffer(count: exactLayout.count)

@@ -6,8 +6,9 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
     case none = 0
     case allreduceFloat, allreduceDouble, allreduceMinMax, broadcastBuffer, broadcastBytes, barrier
     case reduceScatterRing, allgather, compressedAllreduceRing, allreduceSumAndMax
-    /// The reduce-scatter of the weight gradients in memory the ranks of one node share.
-    case reduceScatterShared, sharedWindow
+    /// The reduce-scatter of the weight gradients and the allgather of the parameters in memory the
+    /// ranks of one node share, and the allocation of that memory.
+    case reduceScatterShared, allgatherShared, sharedWindow
     /// MPI_Init_thread and the collectives of MPICollective.init.
     case startup
 
@@ -26,6 +27,7 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
         case .compressedAllreduceRing: return "16-bit allreduce (MPI_Sendrecv ring)"
         case .allreduceSumAndMax: return "MPI_Allreduce (sums and maxima)"
         case .reduceScatterShared: return "reduce-scatter (shared memory)"
+        case .allgatherShared: return "allgather (shared memory)"
         case .sharedWindow: return "MPI_Win_allocate_shared"
         case .startup: return "MPI start-up"
         }

@@ -43,8 +43,14 @@ final class MPICollective: Collective, CommunicationTiming {
     /// ranks: the whole job on one node, more than one rank, and $DIST_TRAINER_SHARED_MEMORY not 0
     /// (NodeSharedMemory.swift).
     let sharesMemory: Bool
-    /// The weight gradients of every rank (sharedGradientStorage).
-    private var gradientWindow: NodeSharedWindow?
+    /// Every rank's weight gradients and parameters, in windows of memory shared by the node
+    /// (sharedStorage), by the address of this rank's slot.
+    private var windows: [NodeSharedWindow] = []
+
+    /// The window whose slot for this rank is exactly `buffer`, if any.
+    private func window(of buffer: UnsafeMutableBufferPointer<Float>) -> NodeSharedWindow? {
+        windows.first { buffer.baseAddress == $0.slots[rank] && buffer.count == $0.count }
+    }
 
     /// Initialises MPI. Call once, before any other MPI use. With a `timeout` > 0 the watchdog runs
     /// from here on: a start-up that does not complete in time (a host that cannot connect back, a
@@ -118,7 +124,7 @@ final class MPICollective: Collective, CommunicationTiming {
     func finalize() {
         guard !finalized else { return }
         finalized = true
-        gradientWindow?.free()
+        for window in windows { window.free() }
         MPI_Finalize()
     }
 
@@ -174,9 +180,7 @@ final class MPICollective: Collective, CommunicationTiming {
     /// would cancel the point of scattering.)
     func reduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {
         guard size > 1 else { return }
-        if let window = gradientWindow, buffer.baseAddress == window.slots[rank], buffer.count == window.count {
-            return try reduceScatterShared(window, partition: partition)
-        }
+        if let window = window(of: buffer) { return try reduceScatterShared(window, partition: partition) }
         let largest = Int(partition.counts.max() ?? 0)
         if scratch.count < largest { scratch = Buffer(count: largest) }
         let (right, left) = (Int32((rank + 1) % size), Int32((rank + size - 1) % size))
@@ -199,15 +203,17 @@ final class MPICollective: Collective, CommunicationTiming {
         }
     }
 
-    /// Memory for this rank's weight gradients in a window every rank of the node reads (when the
-    /// job is on one node), so that `reduceScatterSum` adds the other ranks' parts in place.
-    func sharedGradientStorage(count: Int) throws -> UnsafeMutablePointer<Float>? {
-        guard sharesMemory, let node, gradientWindow == nil else { return nil }
+    /// Memory for `count` Floats of this rank in a window every rank of the node reads (when the job
+    /// is on one node), so that `reduceScatterSum` adds, and `allgather` copies, the other ranks'
+    /// parts where they lie.
+    func sharedStorage(count: Int) throws -> UnsafeMutablePointer<Float>? {
+        guard sharesMemory, let node else { return nil }
         // Collective like any other: the watchdog sees a rank that never arrives.
         var window: NodeSharedWindow?
         try timed(.sharedWindow, count) { window = try NodeSharedWindow(count: count, comm: node, size: size) }
-        gradientWindow = window
-        return window?.slots[rank]
+        guard let window else { return nil }
+        windows.append(window)
+        return window.slots[rank]
     }
 
     /// The reduce-scatter in shared memory: after a fence, this rank adds every other rank's values
@@ -264,7 +270,25 @@ final class MPICollective: Collective, CommunicationTiming {
                          world, cmpi_status_ignore()), "MPI_Sendrecv")
     }
 
+    /// The allgather in shared memory: after a fence (every rank's part is final), this rank copies
+    /// every other rank's part from where it lies. The next reduce-scatter's fence keeps an owner
+    /// from writing its part again before every rank has copied it.
+    private func allgatherShared(_ window: NodeSharedWindow, partition: Partition) throws {
+        try timed(.allgatherShared, window.count) {
+            try window.fence()
+            for q in 0..<size where q != rank {
+                let part = partition.range(q)
+                let (mine, theirs) = (window.slots[rank] + part.lowerBound, UnsafePointer(window.slots[q] + part.lowerBound))
+                parallelFor(part.count, work: part.count) { range in
+                    (mine + range.lowerBound).update(from: theirs + range.lowerBound, count: range.count)
+                }
+            }
+        }
+    }
+
     func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {
+        guard size > 1 else { return }
+        if let window = window(of: buffer) { return try allgatherShared(window, partition: partition) }
         try timed(.allgather, buffer.count) {
             try partition.counts.withUnsafeBufferPointer { counts in
                 try partition.offsets.withUnsafeBufferPointer { offsets in

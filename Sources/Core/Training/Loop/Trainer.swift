@@ -77,11 +77,14 @@ public final class Trainer {
         let arch = config.architecture(inputWidth: split.train.width, classCount: split.train.classCount)
         shard = shardRange(batch: config.batchSize, rank: collective.rank, size: collective.size)
         let largestShard = (config.batchSize + collective.size - 1) / collective.size
-        // Ranks sharing a node may read each other's gradients in place (the sharded step only: a
-        // compressed allreduce works on copies anyway).
-        let shared = config.gradientCompression == .none ? try collective.sharedGradientStorage(count: ParameterLayout(arch).count) : nil
+        // Ranks sharing a node may read each other's gradients and parameters in place (the sharded
+        // step only: a compressed allreduce works on copies, and every rank updates every parameter).
+        let sharing = config.gradientCompression == .none
+        let count = ParameterLayout(arch).count
+        let sharedGradients = sharing ? try collective.sharedStorage(count: count) : nil
+        let sharedParameters = sharing ? try collective.sharedStorage(count: count) : nil
         network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 2, precision: config.precision,
-                          gradientStorage: shared)
+                          gradientStorage: sharedGradients, parameterStorage: sharedParameters)
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
         optimizer = config.gradientCompression == .none ? ShardedAdam(adam: adam, collective: collective)
             : ReplicatedAdam(adam: adam, compression: config.gradientCompression)

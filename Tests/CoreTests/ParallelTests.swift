@@ -139,8 +139,15 @@ final class ParallelTests: XCTestCase {
         let columnMax = Buffer<Double>(count: width), scratch = Buffer<Float>(count: 2 * width)
         columnMaxima(dy.pointer, rows: rows, width: width, into: columnMax.pointer, scratch: scratch.pointer)
         record(columnMax)
+        // Rounded into bfloat16 copies (what a bf16 weight-gradient product reads): the source stays.
+        let before = dy.array
+        let source = Buffer(before), copies = Buffer<UInt16>(count: n)
+        roundColumns(source.pointer, rows: rows, width: width, maxima: columnMax.pointer, bits: 7, scratch: scratch.pointer, bf16: copies.pointer)
+        out.append(copies.array.map(UInt64.init))
         roundColumns(dy.pointer, rows: rows, width: width, maxima: columnMax.pointer, bits: 7, scratch: scratch.pointer)
         record(dy)
+        XCTAssertEqual(source.array, before, "rounding into bf16 copies leaves the Floats")
+        XCTAssertEqual(copies.array.map(floatFromBF16), dy.array, "the bf16 copies hold the rounded Floats exactly")
         let bf16 = Buffer<UInt16>(count: n)
         convertToBF16(y.pointer, count: n, into: bf16.pointer)
         out.append(bf16.array.map(UInt64.init))

@@ -99,9 +99,12 @@ public func columnMaxima(_ m: UnsafePointer<Float>, rows: Int, width: Int, into 
 /// Rounds every column of a [rows × width] matrix in place to `bits` bits below `maxima[j]` (the
 /// column's maximum magnitude over the global batch, as every rank knows it): the values become
 /// multiples of 2^(e − bits) where maxima[j] < 2^e. A column whose maximum is 0 holds zeros already.
-/// `scratch` holds 2 × width floats.
+/// `scratch` holds 2 × width floats. With `bf16`, the rounded values go there instead, as bfloat16
+/// (exact: they have at most `bits` ≤ 8 significant bits, and normal exponents), and `m` is left as
+/// it was: what a bf16 product reads, made in the same pass instead of a second one.
 public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int, maxima: UnsafePointer<Double>, bits: Int,
-                         scratch: UnsafeMutablePointer<Float>) {
+                         scratch: UnsafeMutablePointer<Float>, bf16: UnsafeMutablePointer<UInt16>? = nil) {
+    precondition(bf16 == nil || bits <= 8, "bfloat16 holds 8 significant bits")
     let (up, down) = (scratch, scratch + width)
     for j in 0..<width {
         let e = maxima[j] > 0 && maxima[j].isFinite ? Int(maxima[j].exponent) + 1 : 0
@@ -118,7 +121,14 @@ public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int
     parallelFor(rows, grain: 4, work: rows * width) { part in
         for i in part {
             let row = m + i * width
-            for j in 0..<width { row[j] = (row[j] * upFactors[j]).rounded(.toNearestOrEven) * downFactors[j] }
+            if let bf16 {
+                let out = bf16 + i * width
+                for j in 0..<width {
+                    out[j] = UInt16(truncatingIfNeeded: ((row[j] * upFactors[j]).rounded(.toNearestOrEven) * downFactors[j]).bitPattern >> 16)
+                }
+            } else {
+                for j in 0..<width { row[j] = (row[j] * upFactors[j]).rounded(.toNearestOrEven) * downFactors[j] }
+            }
         }
     }
 }

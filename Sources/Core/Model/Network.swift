@@ -160,16 +160,19 @@ public final class Network {
     }
 
     /// Dense layer `l`'s weight gradient xᵀ · dy into `gradients`, from its input and output gradient
-    /// as they are (in bf16, their bf16 copies, refreshed here from the float32 values).
-    func weightGradientProduct(_ l: Int, rows n: Int) {
+    /// as they are (in bf16, their bf16 copies, refreshed here from the float32 values unless
+    /// `copiesCurrent`: the rounding of the operands wrote them).
+    func weightGradientProduct(_ l: Int, rows n: Int, copiesCurrent: Bool = false) {
         let start = profile == nil ? 0 : StepProfile.now()
         defer { if let profile { profile.add(.weightGradientProducts, since: start) } }
         let slot = l < blocks.count ? layout.dense[l] : layout.head
         let (x, dy, dW) = (layerInput(l), outputGradient(l), gradients.pointer + slot.weight)
         guard n > 0 else { return dW.update(repeating: 0, count: slot.fanIn * slot.fanOut) }
         if let bf16 {
-            convertToBF16(x, count: n * slot.fanIn, into: bf16.inputs[l].pointer)
-            convertToBF16(dy, count: n * slot.fanOut, into: bf16.gradients[l].pointer)
+            if !copiesCurrent {
+                convertToBF16(x, count: n * slot.fanIn, into: bf16.inputs[l].pointer)
+                convertToBF16(dy, count: n * slot.fanOut, into: bf16.gradients[l].pointer)
+            }
             MatrixEngine.shared.weightGradient(x: bf16.inputs[l].pointer, dy: bf16.gradients[l].pointer, rows: n,
                                                fanIn: slot.fanIn, fanOut: slot.fanOut, dWeight: dW)
         } else {

@@ -203,17 +203,19 @@ extension Network {
     /// Every dense layer's weight gradient from its input and output gradient, each rounded in place
     /// to `productBits` bits below its column's maximum over the global batch (unless
     /// `roundsProductOperands` is off): every product and partial sum is then exact in float32.
+    /// In bf16 the rounded operands are written straight into the product's bfloat16 copies (in
+    /// the rounding's pass; the float32 values stay as they were, and nothing reads them again).
     func computeWeightGradients(_ ctx: StepContext) {
         let (x, bits) = (exact, productBits(rows: ctx.globalBatch))
         for l in 0...blocks.count {
             let slot = l < blocks.count ? layout.dense[l] : layout.head
             if roundsProductOperands {
                 roundColumns(layerInput(l), rows: ctx.rows, width: slot.fanIn, maxima: x.finalMaxima.pointer + x.inputMaxima[l],
-                             bits: bits, scratch: x.roundScratch.pointer)
+                             bits: bits, scratch: x.roundScratch.pointer, bf16: bf16?.inputs[l].pointer)
                 roundColumns(outputGradient(l), rows: ctx.rows, width: slot.fanOut, maxima: x.finalMaxima.pointer + x.outputMaxima[l],
-                             bits: bits, scratch: x.roundScratch.pointer)
+                             bits: bits, scratch: x.roundScratch.pointer, bf16: bf16?.gradients[l].pointer)
             }
-            weightGradientProduct(l, rows: ctx.rows)
+            weightGradientProduct(l, rows: ctx.rows, copiesCurrent: roundsProductOperands)
         }
     }
 }

@@ -40,7 +40,15 @@ public func softmaxCrossEntropy(
         for c in 1..<classes where z[c] > z[best] { best = c }
         let zmax = z[best]
         var sum = 0.0
-        for c in 0..<classes { sum += Double(expf(z[c] - zmax)) }
+        // The exponentials are kept in the gradient's row (when there is one), so each is computed once.
+        if let d = dLogits.map({ $0 + i * classes }) {
+            for c in 0..<classes {
+                d[c] = expf(z[c] - zmax)
+                sum += Double(d[c])
+            }
+        } else {
+            for c in 0..<classes { sum += Double(expf(z[c] - zmax)) }
+        }
         let y = Int(labels[i])
         // log Σ exp(z − max) + max − z_y, formed so no large terms cancel.
         let nll = log(sum) + Double(zmax - z[y])
@@ -59,7 +67,7 @@ public func softmaxCrossEntropy(
             let inv = 1.0 / sum
             let (on, off) = (1 - smoothing + smoothing / Float(classes), smoothing / Float(classes))
             for c in 0..<classes {
-                let p = Float(Double(expf(z[c] - zmax)) * inv)
+                let p = Float(Double(d[c]) * inv)
                 d[c] = (p - (c == y ? on : off)) * gradScale
             }
         }

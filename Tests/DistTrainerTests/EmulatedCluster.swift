@@ -114,6 +114,21 @@ final class EmulatedCluster {
         return r.stdout.split(separator: "\n").map(String.init).filter { $0 != "sshd" }
     }
 
+    /// The CPU seconds (user and system) used so far by the processes named `command` inside `host`
+    /// (/proc/PID/stat's utime and stime, in the kernel's clock ticks).
+    func cpuSeconds(of command: String, on host: String) -> Double {
+        let script = """
+            for p in $(ip netns pids "$1"); do
+                [ "$(cat /proc/$p/comm 2>/dev/null)" = "$2" ] && awk '{ print $14 + $15 }' /proc/$p/stat 2>/dev/null
+            done
+            getconf CLK_TCK
+            """
+        guard let r = try? runCommand("/bin/sh", ["-c", script, "sh", host, command]) else { return 0 }
+        let numbers = r.stdout.split(separator: "\n").compactMap { Double($0) }
+        guard let ticksPerSecond = numbers.last, ticksPerSecond > 0 else { return 0 }
+        return numbers.dropLast().reduce(0, +) / ticksPerSecond
+    }
+
     /// Kills every process inside `host` (SIGKILL), as if the machine died.
     func killEverything(on host: String) throws {
         _ = try runCommand("/bin/sh", ["-c", "ip netns pids \"$1\" | xargs -r kill -9", "sh", host])

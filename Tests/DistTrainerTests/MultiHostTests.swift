@@ -269,8 +269,11 @@ final class MultiHostTests: XCTestCase {
         chmod(pin, 0o755)
         let hog = try cluster.startInside(cluster.hosts[1], ["taskset", "-c", "1", "sh", "-c", "echo -5 > /proc/$$/autogroup; while :; do :; done"])
         defer { hog.terminate() }
+        // Wait until the hog is spinning (it has used CPU time), not only started: a run that began
+        // before it once saw no slow rank at all.
         let started = Date().addingTimeInterval(10)
-        while !cluster.processes(on: cluster.hosts[1]).contains("sh") && Date() < started { usleep(20_000) }
+        while cluster.cpuSeconds(of: "sh", on: cluster.hosts[1]) < 0.05 && Date() < started { usleep(20_000) }
+        XCTAssertGreaterThanOrEqual(cluster.cpuSeconds(of: "sh", on: cluster.hosts[1]), 0.05, "the CPU hog on \(cluster.hosts[1]) is not running")
         let r = try runProcess(try mpirunPath(), cluster.mpirun(np: 2) + [pin, try trainerBinary(), "train", "--data-dir", tmp + "/data",
                                                                             "--run-dir", tmp + "/run", "--epochs", "3", "--hidden", "512,256",
                                                                             "--lr", "0.003", "--batch-size", "1000", "--threads", "1"])

@@ -418,6 +418,8 @@ public final class Network {
             let (scale, pixels, input) = (Float(1.0 / 255.0), px.baseAddress!, input.pointer)
             parallelFor(indices.count, grain: 1, work: indices.count * width) { part in
                 for row in part {
+                    // Two samples ahead into the nearest cache (the step before brought them nearer).
+                    if row + 2 < part.upperBound { Kernels.prefetch(pixels + indices[row + 2] * width, bytes: width) }
                     let index = indices[row]
                     let (src, dst) = (pixels + index * width, input + row * width)
                     if let augmentation {

@@ -8,10 +8,11 @@
 import CDNNL
 
 /// The size of a cache line on the CPUs this runs on (x86-64 and Arm64 servers).
-public let cacheLineBytes = 64
+@usableFromInline let cacheLineBytes = 64
 
-/// Asks for the `count` bytes at `p` to be brought into the caches.
-@inline(__always)
+/// Asks for the `count` bytes at `p` to be brought into the caches. (Inlinable: called per sample
+/// from other modules, where a call per image cost more than the hint.)
+@inlinable @inline(__always)
 public func prefetch(_ p: UnsafeRawPointer, bytes count: Int) {
     var offset = 0
     while offset < count {

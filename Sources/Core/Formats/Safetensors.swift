@@ -121,22 +121,26 @@ func safetensorsPrologue(_ tensors: [(name: String, shape: [Int])], metadata: [S
     return withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) } + json
 }
 
+/// Hands the bytes of a safetensors file of `slices` and `metadata` to `put`, in order: the
+/// prologue, then each slice's values from where they are (what both streaming writers write).
+private func putSafetensors(_ slices: [TensorSlice], metadata: [String: String], _ put: (UnsafeRawBufferPointer) throws -> Void) throws {
+    let prologue = safetensorsPrologue(slices.map { ($0.name, $0.shape) }, metadata: metadata)
+    try prologue.withUnsafeBytes { try put($0) }
+    for t in slices where !t.values.isEmpty {
+        #if _endian(big)
+        let values = t.values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
+        try values.withUnsafeBytes { try put($0) }
+        #else
+        try t.values.withUnsafeBytes { try put($0) }
+        #endif
+    }
+}
+
 /// Writes the tensors `slices` and `metadata` as a safetensors file at `path`, atomically (see
 /// writeFileAtomically, also for `keepingPrevious`), streaming each slice's values from where they
 /// are: the same bytes as `encodeSafetensors` of the same tensors, without building them in memory.
 public func writeSafetensors(_ slices: [TensorSlice], metadata: [String: String], path: String, keepingPrevious: String? = nil) throws {
-    let prologue = safetensorsPrologue(slices.map { ($0.name, $0.shape) }, metadata: metadata)
-    try writeFileAtomically(path, keepingPrevious: keepingPrevious) { put in
-        try prologue.withUnsafeBytes { try put($0) }
-        for t in slices where !t.values.isEmpty {
-            #if _endian(big)
-            let values = t.values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
-            try values.withUnsafeBytes { try put($0) }
-            #else
-            try t.values.withUnsafeBytes { try put($0) }
-            #endif
-        }
-    }
+    try writeFileAtomically(path, keepingPrevious: keepingPrevious) { put in try putSafetensors(slices, metadata: metadata, put) }
 }
 
 /// Writes the tensors `slices` and `metadata` as a safetensors file at `path` through `staging` (a
@@ -147,17 +151,8 @@ public func writeSafetensors(_ slices: [TensorSlice], metadata: [String: String]
 @discardableResult
 public func writeSafetensors(_ slices: [TensorSlice], metadata: [String: String], path: String, keepingPrevious: String? = nil,
                              through staging: AlignedBytes) throws -> Bool {
-    let prologue = safetensorsPrologue(slices.map { ($0.name, $0.shape) }, metadata: metadata)
-    return try writeFileAtomically(path, staging: staging, keepingPrevious: keepingPrevious) { put in
-        try prologue.withUnsafeBytes { try put($0) }
-        for t in slices where !t.values.isEmpty {
-            #if _endian(big)
-            let values = t.values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
-            try values.withUnsafeBytes { try put($0) }
-            #else
-            try t.values.withUnsafeBytes { try put($0) }
-            #endif
-        }
+    try writeFileAtomically(path, staging: staging, keepingPrevious: keepingPrevious) { put in
+        try putSafetensors(slices, metadata: metadata, put)
     }
 }
 

@@ -121,13 +121,13 @@ public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int
     parallelFor(rows, grain: 4, work: rows * width) { part in
         for i in part {
             let row = m + i * width
+            @inline(__always) func rounded(_ j: Int) -> Float { (row[j] * upFactors[j]).rounded(.toNearestOrEven) * downFactors[j] }
             if let bf16 {
+                // The upper half of a Float is its bfloat16 when it fits bfloat16's precision exactly.
                 let out = bf16 + i * width
-                for j in 0..<width {
-                    out[j] = UInt16(truncatingIfNeeded: ((row[j] * upFactors[j]).rounded(.toNearestOrEven) * downFactors[j]).bitPattern >> 16)
-                }
+                for j in 0..<width { out[j] = UInt16(truncatingIfNeeded: rounded(j).bitPattern >> 16) }
             } else {
-                for j in 0..<width { row[j] = (row[j] * upFactors[j]).rounded(.toNearestOrEven) * downFactors[j] }
+                for j in 0..<width { row[j] = rounded(j) }
             }
         }
     }

@@ -23,10 +23,13 @@ public final class AlignedBytes {
 
     deinit { if capacity > 0 { free(pointer) } }
 
+    /// `count` bytes rounded up to whole blocks of `alignment` (what an O_DIRECT write takes).
+    public static func wholeBlocks(_ count: Int) -> Int { (count + alignment - 1) / alignment * alignment }
+
     /// Makes room for at least `count` bytes (a whole number of pages); the contents are not kept.
     public func reserve(_ count: Int) {
         guard count > capacity else { return }
-        let size = (count + Self.alignment - 1) / Self.alignment * Self.alignment
+        let size = Self.wholeBlocks(count)
         var raw: UnsafeMutableRawPointer?
         guard posix_memalign(&raw, Self.alignment, size) == 0, let raw else { fatalError("out of memory: \(size) aligned bytes") }
         if capacity > 0 { free(pointer) }

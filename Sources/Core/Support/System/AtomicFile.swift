@@ -32,9 +32,9 @@ public func writeFileAtomically(_ path: String, keepingPrevious previous: String
 /// `staging` (an aligned buffer of a few blocks, reused) and written from there with O_DIRECT where
 /// the file system allows it: the disk reads the blocks itself, so a large file costs the CPU almost
 /// nothing, which matters for checkpoints written in the background while every core trains; and the
-/// file never has to be whole in memory (a checkpoint holds 4 copies of the model). `produce` may be called twice (a second
-/// time through the page cache, when O_DIRECT is refused at the first write). As above for
-/// `keepingPrevious`. Returns whether the file was written with O_DIRECT.
+/// file never has to be whole in memory (a checkpoint holds 4 copies of the model). `produce` may
+/// be called twice (a second time through the page cache, when O_DIRECT is refused at the first
+/// write). As above for `keepingPrevious`. Returns whether the file was written with O_DIRECT.
 @discardableResult
 public func writeFileAtomically(_ path: String, staging: AlignedBytes, keepingPrevious previous: String? = nil,
                                 _ produce: (_ put: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws -> Bool {
@@ -58,7 +58,7 @@ public func writeFileAtomically(_ path: String, staging: AlignedBytes, keepingPr
                 }
             }
             // The last part padded to whole blocks (O_DIRECT writes nothing else); the file is then cut to its size.
-            if filled > 0 { try flush((filled + AlignedBytes.alignment - 1) / AlignedBytes.alignment * AlignedBytes.alignment) }
+            if filled > 0 { try flush(AlignedBytes.wholeBlocks(filled)) }
             try checkedCall(path, "setting the size") { ftruncate(fd, off_t(total)) }
         }
         return true

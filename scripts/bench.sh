@@ -8,11 +8,13 @@
 # processes at once as the configuration has ranks); then PyTorch (scripts/bench_torch.py: one
 # process with 2 threads, and DDP over gloo with 2 processes) when torch is importable. After
 # $ROUNDS rounds it prints, per configuration, the medians: seconds per epoch, samples/s, the share
-# of step time in collectives, peak RSS, the roofline and the epoch as a multiple of it, and the
-# speed-up over PyTorch. This is a report, not a test: the machine is shared and noisy, so compare
-# ratios within one run. Every training run is profiled (`train --profile`), and after the table
-# comes each configuration's step accounted for by phase (rank 0's milliseconds per step, medians):
-# the products by kind, the passes between them, Adam, the collectives.
+# of step time in collectives, peak RSS, the roofline and the epoch as a multiple of it (twice: every
+# product in the precision's own format, and the products as training computes them, see
+# `dist-trainer roofline --help`), and the speed-up over PyTorch. This is a report, not a test: the
+# machine is shared and noisy, so compare ratios within one run. Every training run is profiled
+# (`train --profile`), and after the table comes each configuration's step accounted for by phase
+# (rank 0's milliseconds per step, medians): the products by kind, the passes between them, Adam,
+# the collectives.
 #
 #   scripts/bench.sh                     # default configurations, 3 rounds
 #   ROUNDS=5 EPOCHS=4 scripts/bench.sh
@@ -74,9 +76,15 @@ for round in $(seq 1 "$ROUNDS"); do
             >"$dir.log" 2>&1 || { echo "$name: failed, see $dir.log" >&2; continue; }
         # The roofline of the same shard and threads, with all ranks' processes running at once.
         precision=fp32; [[ "$flags" == *bf16* ]] && precision=bf16
-        # shellcheck disable=SC2046
-        $(launch "$ranks") "$BIN" roofline --ranks "$ranks" --threads "$threads" --precision "$precision" \
-            | sed -E 's/.* ([0-9.]+) s\/epoch.*/\1/' | sort -n | tail -1 >"$dir.roofline"
+        # Twice: every product in the precision's own format (the bound of float32 products), and
+        # the products as training computes them (exact weight gradients from bf16 copies where the
+        # CPU has bf16 arithmetic): what is left above the second is this trainer's own overhead.
+        for kind in roofline as-trained; do
+            as_trained=(); [ "$kind" = as-trained ] && as_trained=(--as-trained)
+            # shellcheck disable=SC2046
+            $(launch "$ranks") "$BIN" roofline --ranks "$ranks" --threads "$threads" --precision "$precision" "${as_trained[@]}" \
+                | sed -E 's/.* ([0-9.]+) s\/epoch.*/\1/' | sort -n | tail -1 >"$dir.$kind"
+        done
     done
     if [ "$torch_ok" = 1 ]; then
         python3 "$HERE_BENCH/bench_torch.py" --threads "$CORES" --epochs "$EPOCHS" >"$OUT/torch-threads-$round.txt" 2>&1 || true
@@ -94,11 +102,11 @@ def torch_median(kind):
         if m: values.append(float(m.group(1)))
     return statistics.median(values) if values else None
 torch_threads, torch_ddp = torch_median("threads"), torch_median("ddp")
-print(f"{'configuration':<24} {'s/epoch':>8} {'samples/s':>10} {'comm':>6} {'RSS MB':>7} {'roofline':>9} {'x roofline':>10} {'vs torch':>9}")
+print(f"{'configuration':<24} {'s/epoch':>8} {'samples/s':>10} {'comm':>6} {'RSS MB':>7} {'roofline':>9} {'x roofline':>10} {'as trained':>10} {'x as trained':>12} {'vs torch':>9}")
 for config in configs:
     name, ranks = config.split("|")[0], int(config.split("|")[1])
     key = name.replace(" ", "_").replace("=", "_")
-    secs, comms, rss, bounds = [], [], [], []
+    secs, comms, rss, bounds, own = [], [], [], [], []
     for r in range(1, rounds + 1):
         d = f"{out}/{key}-{r}"
         if not os.path.exists(d + "/summary.json"): continue
@@ -106,14 +114,16 @@ for config in configs:
         secs.append(statistics.median(float(x["train_seconds"]) for x in rows))
         comms.append(statistics.median(float(x["communication_seconds"]) / float(x["train_seconds"]) for x in rows))
         rss.append(json.load(open(d + "/summary.json"))["peak_rss_mb"]["max_over_ranks"])
-        try: bounds.append(float(open(d + ".roofline").read()))
-        except (OSError, ValueError): pass
+        for kind, values in (("roofline", bounds), ("as-trained", own)):
+            try: values.append(float(open(f"{d}.{kind}").read()))
+            except (OSError, ValueError): pass
     if not secs:
         print(f"{name:<24} failed"); continue
-    s, b = statistics.median(secs), statistics.median(bounds) if bounds else float("nan")
+    s = statistics.median(secs)
+    b, o = (statistics.median(v) if v else float("nan") for v in (bounds, own))
     baseline = torch_ddp if ranks > 1 else torch_threads
     versus = f"{baseline / s:8.2f}x" if baseline else "       -"
-    print(f"{name:<24} {s:8.3f} {48000 // 128 * 128 / s:10.0f} {100 * statistics.median(comms):5.1f}% {max(rss):7.0f} {b:9.3f} {s / b:10.2f} {versus}")
+    print(f"{name:<24} {s:8.3f} {48000 // 128 * 128 / s:10.0f} {100 * statistics.median(comms):5.1f}% {max(rss):7.0f} {b:9.3f} {s / b:10.2f} {o:10.3f} {s / o:12.2f} {versus}")
 if torch_threads: print(f"{'torch, 1 process':<24} {torch_threads:8.3f}   (scripts/bench_torch.py --threads N: the 'vs torch' baseline of single-process rows)")
 if torch_ddp: print(f"{'torch DDP gloo, 2 procs':<24} {torch_ddp:8.3f}   (scripts/bench_torch.py --ddp 2: the baseline of multi-rank rows)")
 if not (torch_threads or torch_ddp): print("torch not importable: no PyTorch baseline (pip install torch)")

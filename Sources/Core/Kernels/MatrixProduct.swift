@@ -221,6 +221,16 @@ public var cpuHasBF16: Bool {
     return isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx
 }
 
+/// Where a training step's weight-gradient products compute (their operands are rounded to at most
+/// 8 significant bits, so bf16 holds them exactly and both formats give the same bits: ExactSum.swift).
+public enum ExactProducts {
+    /// From bfloat16 copies where the CPU has bf16 arithmetic (about twice float32's speed), unless
+    /// $DIST_TRAINER_EXACT_PRODUCTS is `fp32` (to compare the two paths).
+    public static var bf16ByDefault: Bool {
+        cpuHasBF16 && ProcessInfo.processInfo.environment["DIST_TRAINER_EXACT_PRODUCTS"] != "fp32"
+    }
+}
+
 /// Rounds `count` Floats to bfloat16 (nearest, ties to even), as bit patterns.
 public func convertToBF16(_ source: UnsafePointer<Float>, count: Int, into target: UnsafeMutablePointer<UInt16>) {
     parallelFor(count, grain: 32, work: count) { part in

@@ -1,6 +1,6 @@
-// BF16Copies: the bfloat16 copies of what a Network's products read when it computes in bf16 —
-// the weights, each layer's input and each layer's output gradient — and the points where they are
-// refreshed from their float32 originals.
+// BF16Copies: the bfloat16 copies of what a Network's products read — in bf16 precision the weights,
+// each layer's input and each layer's output gradient; in fp32 precision, on a CPU with bf16
+// arithmetic, only the weight-gradient products' operands (exact either way, see ExactSum.swift).
 //
 // The float32 values stay the masters (parameters, activations and gradients everywhere else, Adam
 // and the reductions all in float32 or Double); only the products see bf16, as in PyTorch's CPU
@@ -8,15 +8,16 @@
 import Kernels
 
 final class BF16Copies {
-    /// All parameters (only the Dense weights are read).
-    let parameters: Buffer<UInt16>
+    /// All parameters (only the Dense weights are read); nil when only the weight gradients use the copies.
+    let parameters: Buffer<UInt16>?
     /// The input of dense layer l (l = 0: the images; l > 0: hidden block l − 1's output).
     let inputs: [Buffer<UInt16>]
     /// The gradient with respect to dense layer l's output (pre-activation of a block, logits of the head).
     let gradients: [Buffer<UInt16>]
 
-    init(layout: ParameterLayout, capacity: Int) {
-        parameters = Buffer(count: layout.count)
+    /// `weights`: whether the forward and input-gradient products read bf16 too (bf16 precision).
+    init(layout: ParameterLayout, capacity: Int, weights: Bool) {
+        parameters = weights ? Buffer(count: layout.count) : nil
         inputs = layout.allDense.map { Buffer(count: capacity * $0.fanIn) }
         gradients = layout.allDense.map { Buffer(count: capacity * $0.fanOut) }
     }

@@ -46,8 +46,14 @@ public final class Network {
     public let logits: Buffer<Float>
     let dLogits: Buffer<Float>
     let blocks: [BlockBuffers]
-    /// Number format of the matrix products; with bf16, the copies they read.
+    /// Number format of the matrix products.
     public let precision: ProductPrecision
+    /// Whether a training step's weight-gradient products read bfloat16 copies of their rounded
+    /// operands (in fp32 precision too): those operands have at most 8 significant bits, so bf16
+    /// holds them exactly and the product gives the same bits as in float32, at bf16's speed.
+    public let exactProductsInBF16: Bool
+    /// The bfloat16 copies the products read: in bf16 precision all of them, otherwise (with
+    /// `exactProductsInBF16`) the weight-gradient operands only.
     let bf16: BF16Copies?
     /// Bounds, grids and maxima of the step's exact sums (ExactSum.swift).
     let exact: ExactStepBuffers
@@ -65,7 +71,10 @@ public final class Network {
     /// `gradientStorage`, `parameterStorage`: memory for `gradients` and `parameters` that the
     /// collective reads from the other ranks in place (Collective.sharedStorage), kept alive by the
     /// caller; by default, the network's own.
+    /// `exactProductsInBF16`: by default where the CPU has bf16 arithmetic (`ExactProducts.bf16ByDefault`);
+    /// never where it has none.
     public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32,
+                exactProductsInBF16: Bool = ExactProducts.bf16ByDefault,
                 gradientStorage: UnsafeMutablePointer<Float>? = nil, parameterStorage: UnsafeMutablePointer<Float>? = nil) {
         precondition(capacity > 0)
         self.architecture = architecture
@@ -87,7 +96,8 @@ public final class Network {
         }
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
         self.precision = precision
-        bf16 = precision == .bf16 ? BF16Copies(layout: layout, capacity: capacity) : nil
+        self.exactProductsInBF16 = precision == .bf16 || (exactProductsInBF16 && cpuHasBF16)
+        bf16 = self.exactProductsInBF16 ? BF16Copies(layout: layout, capacity: capacity, weights: precision == .bf16) : nil
         exact = ExactStepBuffers(architecture: architecture, layout: layout, exactCount: exactLayout.count, capacity: capacity)
     }
 
@@ -128,8 +138,8 @@ public final class Network {
         defer { if let profile { profile.add(.forwardProducts, since: start) } }
         let slot = l < blocks.count ? layout.dense[l] : layout.head
         let p = parameters.pointer
-        if let bf16 {
-            denseForward(x: bf16.inputs[l].pointer, rows: n, weight: bf16.parameters.pointer + slot.weight, bias: p + slot.bias,
+        if let bf16, let weights = bf16.parameters {
+            denseForward(x: bf16.inputs[l].pointer, rows: n, weight: weights.pointer + slot.weight, bias: p + slot.bias,
                          fanIn: slot.fanIn, fanOut: slot.fanOut, relu: l < blocks.count, y: y)
         } else {
             denseForward(x: layerInput(l), rows: n, weight: p + slot.weight, bias: p + slot.bias,
@@ -149,9 +159,9 @@ public final class Network {
         defer { if let profile { profile.add(.inputGradientProducts, since: start) } }
         let slot = l < blocks.count ? layout.dense[l] : layout.head
         let dy = outputGradient(l)
-        if let bf16 {
+        if let bf16, let weights = bf16.parameters {
             convertToBF16(dy, count: n * slot.fanOut, into: bf16.gradients[l].pointer)
-            MatrixEngine.shared.inputGradient(dy: bf16.gradients[l].pointer, rows: n, weight: bf16.parameters.pointer + slot.weight,
+            MatrixEngine.shared.inputGradient(dy: bf16.gradients[l].pointer, rows: n, weight: weights.pointer + slot.weight,
                                               fanIn: slot.fanIn, fanOut: slot.fanOut, dx: dx)
         } else {
             MatrixEngine.shared.inputGradient(dy: dy, rows: n, weight: parameters.pointer + slot.weight,
@@ -161,14 +171,15 @@ public final class Network {
 
     /// Dense layer `l`'s weight gradient xᵀ · dy into `gradients`, from its input and output gradient
     /// as they are (in bf16, their bf16 copies, refreshed here from the float32 values unless
-    /// `copiesCurrent`: the rounding of the operands wrote them).
+    /// `copiesCurrent`: the rounding of the operands wrote them; in fp32 precision the copies are
+    /// read only when the rounding wrote them).
     func weightGradientProduct(_ l: Int, rows n: Int, copiesCurrent: Bool = false) {
         let start = profile == nil ? 0 : StepProfile.now()
         defer { if let profile { profile.add(.weightGradientProducts, since: start) } }
         let slot = l < blocks.count ? layout.dense[l] : layout.head
         let (x, dy, dW) = (layerInput(l), outputGradient(l), gradients.pointer + slot.weight)
         guard n > 0 else { return dW.update(repeating: 0, count: slot.fanIn * slot.fanOut) }
-        if let bf16 {
+        if let bf16, copiesCurrent || precision == .bf16 {
             if !copiesCurrent {
                 convertToBF16(x, count: n * slot.fanIn, into: bf16.inputs[l].pointer)
                 convertToBF16(dy, count: n * slot.fanOut, into: bf16.gradients[l].pointer)
@@ -182,16 +193,18 @@ public final class Network {
 
     /// In bf16: refreshes the weights' copy and layer `l`'s input copy (`n` rows) from float32.
     func refreshBF16(weights: Bool = false, input l: Int? = nil, rows n: Int = 0) {
-        guard let bf16 else { return }
-        if weights { convertToBF16(parameters.pointer, count: layout.count, into: bf16.parameters.pointer) }
+        guard let bf16, precision == .bf16 else { return }
+        if weights, let copy = bf16.parameters { convertToBF16(parameters.pointer, count: layout.count, into: copy.pointer) }
         if let l { convertToBF16(layerInput(l), count: n * architecture.fanIn(l), into: bf16.inputs[l].pointer) }
     }
 
     /// One training step's matrix products and nothing else: every Dense layer's forward product
     /// (with its fused bias and ReLU), weight gradient and input gradient, and in bf16 the copies a
     /// step converts, on whatever the buffers hold — what `dist-trainer roofline` times as the bound
-    /// of a step. The same calls as `forwardTrain` and `backward` make, without the passes between.
-    public func stepProducts(rows n: Int) {
+    /// of a step. The same calls as `forwardTrain` and `backward` make, without the passes between;
+    /// the weight gradients in the precision's own format, or with `asTrained` as a training step
+    /// computes them (from the bf16 copies of their rounded operands where `exactProductsInBF16`).
+    public func stepProducts(rows n: Int, asTrained: Bool = false) {
         refreshBF16(weights: true, input: 0, rows: n)
         for l in 0..<blocks.count {
             forwardProduct(l, rows: n, y: blocks[l].a.pointer)
@@ -199,7 +212,7 @@ public final class Network {
         }
         forwardProduct(blocks.count, rows: n, y: logits.pointer)
         for l in stride(from: blocks.count, through: 1, by: -1) { inputGradientProduct(l, rows: n, dx: blocks[l - 1].grad.pointer) }
-        for l in 0...blocks.count { weightGradientProduct(l, rows: n) }
+        for l in 0...blocks.count { weightGradientProduct(l, rows: n, copiesCurrent: asTrained && roundsProductOperands) }
     }
 
     // MARK: Training step

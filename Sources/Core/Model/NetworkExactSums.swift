@@ -203,8 +203,9 @@ extension Network {
     /// Every dense layer's weight gradient from its input and output gradient, each rounded in place
     /// to `productBits` bits below its column's maximum over the global batch (unless
     /// `roundsProductOperands` is off): every product and partial sum is then exact in float32.
-    /// In bf16 the rounded operands are written straight into the product's bfloat16 copies (in
-    /// the rounding's pass; the float32 values stay as they were, and nothing reads them again).
+    /// With `exactProductsInBF16` (bf16 precision, and fp32 on a CPU with bf16 arithmetic) the rounded
+    /// operands are written straight into the product's bfloat16 copies (in the rounding's pass;
+    /// the float32 values stay as they were, and nothing reads them again) and the product reads those.
     func computeWeightGradients(_ ctx: StepContext) {
         let (x, bits) = (exact, productBits(rows: ctx.globalBatch))
         for l in 0...blocks.count {

@@ -4,6 +4,10 @@
 // input gradients: Network.stepProducts, the calls training makes) on a shard of the global batch, with the
 // threads a rank would use, and scales to an epoch. Everything else a step does (BatchNorm, dropout, Adam, communication) is
 // overhead on top of this bound; scripts/bench.sh reports epoch times as a fraction of it.
+// By default every product is in the precision's own format (fp32: all float32, the bound of a
+// trainer made of float32 products); `--as-trained` times the weight gradients as training
+// computes them (from bf16 copies of their exactly rounded operands where the CPU has bf16
+// arithmetic), the bound of this trainer's own products.
 import ArgumentParser
 import CoreSupport
 import Foundation
@@ -24,6 +28,8 @@ struct RooflineCommand: ParsableCommand {
     @Option(help: "Classes (the head's outputs).") var classes: Int = 10
     @Option(help: "Number format of the products: fp32, or bf16 (the conversions to bf16 a step needs are timed too).")
     var precision: ProductPrecision = .fp32
+    @Flag(help: "Time the weight-gradient products as training computes them (bf16 copies of exact operands where the CPU has bf16 arithmetic).")
+    var asTrained = false
 
     func run() throws {
         guard let preset = ModelPreset(rawValue: model) else { throw ValidationError("--model: expected 1, 2 or 3, found \(model)") }
@@ -36,19 +42,20 @@ struct RooflineCommand: ParsableCommand {
         network.reset(seed: 1)
         for i in 0..<(rows * arch.inputWidth) { network.input.pointer[i] = Float(i % 17) * 0.01 }
         let steps = samples / batchSize
-        for _ in 0..<20 { network.stepProducts(rows: rows) }
+        for _ in 0..<20 { network.stepProducts(rows: rows, asTrained: asTrained) }
         var best = Double.infinity
         for _ in 0..<5 {
             let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<50 { network.stepProducts(rows: rows) }
+            for _ in 0..<50 { network.stepProducts(rows: rows, asTrained: asTrained) }
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / 50)
         }
         let flops = network.layout.allDense.enumerated().reduce(0.0) { total, e in
             let (l, s) = e
             return total + 2 * Double(rows * s.fanIn * s.fanOut) * (l > 0 ? 3 : 2)
         }
+        let format = asTrained && network.exactProductsInBF16 && precision == .fp32 ? "fp32, weight gradients bf16 (exact)" : precision.rawValue
         print(String(format: "roofline model %@ shard %d rows x %d threads, %@ (%@): %.3f ms/step, %.1f GFLOP/s, %.3f s/epoch (%d steps)",
-                     arch.widthsDescription, rows, threads, precision.rawValue, matrixLibraryDescription(), best * 1e3, flops / best / 1e9,
+                     arch.widthsDescription, rows, threads, format, matrixLibraryDescription(), best * 1e3, flops / best / 1e9,
                      best * Double(steps), steps))
     }
 }

@@ -1,7 +1,8 @@
 // MatrixProductTests: the oneDNN products against plain Double arithmetic, the property that makes
 // results independent of how a batch is split and of the thread count (a row comes out bitwise the
 // same in a call of any row count, with 1 or 2 threads), and the bf16 path: rounding to bfloat16
-// by hand-computed cases, and bf16 products equal to float products of the rounded operands.
+// by hand-computed cases, bf16 products equal to float products of the rounded operands, and the
+// exact weight-gradient products giving float32's bits from bf16 copies.
 @testable import Kernels
 import TestSupport
 import XCTest
@@ -116,5 +117,75 @@ final class MatrixProductTests: XCTestCase {
         let worst = zip(y16.array, exact).map { abs(Double($0) - $1) / (abs($1) + 1) }.max() ?? 0
         XCTAssertLessThan(worst, 0.05)
         XCTAssertGreaterThan(worst, 1e-5, "bf16 results should differ from fp32")
+    }
+
+    /// A training step's weight-gradient operands, rounded to 8 bits below their columns' maxima
+    /// (ExactSum.swift), give float32's bits from bf16 copies (what training uses where the CPU has
+    /// bf16 arithmetic), whole and as row parts summed afterwards, with 1 and 2 threads, for columns
+    /// of every scale down to the smallest kept (2^-56). The rule that zeroes smaller columns is
+    /// what keeps it so: below it, the bf16 product flushes what float32 keeps.
+    func testExactWeightGradientsHaveFloat32BitsFromBF16Copies() throws {
+        try XCTSkipUnless(cpuHasBF16, "this CPU has no bf16 arithmetic (oneDNN finds \(cpuInstructionSet()))")
+        var rng = SplitMix64(21)
+        let (rows, fanIn, fanOut, bits) = (128, 80, 48, productBits(rows: 128))
+        // Column j of x scaled by 2^-(7·(j mod 9)) (down to 2^-56), of dy by 2^-(8·(j mod 8)) (to
+        // 2^-56); two columns of each just above and just below the smallest kept maximum.
+        let x = Buffer(rng.normals(rows * fanIn)), dy = Buffer(rng.normals(rows * fanOut))
+        func scaleColumns(_ m: Buffer<Float>, width: Int, step: Int, period: Int) {
+            for i in 0..<rows {
+                for j in 0..<width {
+                    let e = j == width - 1 ? -58 : j == width - 2 ? -55 : -step * (j % period)
+                    m.pointer[i * width + j] *= Float(sign: .plus, exponent: e, significand: 1)
+                }
+            }
+        }
+        scaleColumns(x, width: fanIn, step: 7, period: 9)
+        scaleColumns(dy, width: fanOut, step: 8, period: 8)
+        let scratch = Buffer<Float>(count: 2 * max(fanIn, fanOut))
+        func rounded(_ m: Buffer<Float>, width: Int) -> (Buffer<Float>, Buffer<UInt16>) {
+            let maxima = Buffer<Double>(count: width)
+            columnMaxima(m.pointer, rows: rows, width: width, into: maxima.pointer, scratch: scratch.pointer)
+            let (floats, copy) = (Buffer(m.array), Buffer<UInt16>(count: m.count))
+            roundColumns(floats.pointer, rows: rows, width: width, maxima: maxima.pointer, bits: bits, scratch: scratch.pointer)
+            roundColumns(m.pointer, rows: rows, width: width, maxima: maxima.pointer, bits: bits, scratch: scratch.pointer, bf16: copy.pointer)
+            return (floats, copy)
+        }
+        let ((x32, x16), (dy32, dy16)) = (rounded(x, width: fanIn), rounded(dy, width: fanOut))
+        XCTAssertTrue((0..<rows).allSatisfy { x32.pointer[$0 * fanIn + fanIn - 1] == 0 }, "a column below 2^-56 must become zeros")
+        let saved = computeThreads()
+        defer { setComputeThreads(saved) }
+        func product32(first: Int, count: Int) -> [Float] {
+            let dW = Buffer<Float>(count: fanIn * fanOut)
+            MatrixEngine.shared.weightGradient(x: x32.pointer + first * fanIn, dy: dy32.pointer + first * fanOut, rows: count,
+                                               fanIn: fanIn, fanOut: fanOut, dWeight: dW.pointer)
+            return dW.array
+        }
+        func product16(first: Int, count: Int) -> [Float] {
+            let dW = Buffer<Float>(count: fanIn * fanOut)
+            MatrixEngine.shared.weightGradient(x: x16.pointer + first * fanIn, dy: dy16.pointer + first * fanOut, rows: count,
+                                               fanIn: fanIn, fanOut: fanOut, dWeight: dW.pointer)
+            return dW.array
+        }
+        setComputeThreads(1)
+        let whole = product32(first: 0, count: rows)
+        // Not vacuous: products of the smallest kept columns are far below 2^-100, and not zero.
+        XCTAssertTrue(whole.contains { $0 != 0 && abs($0) < 0x1p-100 }, "no product of the smallest columns")
+        for threads in [1, 2] {
+            setComputeThreads(threads)
+            XCTAssertEqual(product16(first: 0, count: rows), whole, "bf16 copies, \(threads) threads")
+            // Three row parts (43, 43, 42), each in bf16, added in float32 in another order.
+            let parts = [(85, 43), (0, 43), (43, 42)].map { product16(first: $0.0, count: $0.1) }
+            XCTAssertEqual((0..<whole.count).map { parts[0][$0] + parts[1][$0] + parts[2][$0] }, whole, "row parts, \(threads) threads")
+        }
+        // Below the rule: two operands of 2^-64 make 2^-128, which float32 keeps (subnormal) and
+        // the bf16 instructions flush to zero.
+        let tiny: UInt16 = 0x1F80  // 2^-64 in bfloat16
+        XCTAssertEqual(floatFromBF16(tiny), 0x1p-64)
+        let (a32, a16) = (Buffer<Float>([0x1p-64]), Buffer<UInt16>([tiny]))
+        let (c32, c16) = (Buffer<Float>(count: 1), Buffer<Float>(count: 1))
+        MatrixEngine.shared.weightGradient(x: a32.pointer, dy: a32.pointer, rows: 1, fanIn: 1, fanOut: 1, dWeight: c32.pointer)
+        MatrixEngine.shared.weightGradient(x: a16.pointer, dy: a16.pointer, rows: 1, fanIn: 1, fanOut: 1, dWeight: c16.pointer)
+        XCTAssertEqual(c32.pointer[0], 0x1p-128)
+        XCTAssertEqual(c16.pointer[0], 0, "the bf16 product kept a subnormal: the 2^-56 rule would not be needed")
     }
 }

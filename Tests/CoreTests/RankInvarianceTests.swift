@@ -8,6 +8,7 @@
 // Not here: the same through mpirun and real processes (DistTrainerTests/RankInvarianceTests), the
 // exactness of each sum (ExactSumTests).
 @testable import Collectives
+import Foundation
 @testable import Kernels
 @testable import Model
 import TestSupport
@@ -66,6 +67,21 @@ final class RankInvarianceTests: XCTestCase {
         try XCTSkipUnless(cpuHasBF16, "this CPU has no bf16 arithmetic (oneDNN finds \(cpuInstructionSet()))")
         try assertInvariant(Suite.config { $0.precision = .bf16 }, "bf16")
         try assertInvariant(Suite.config { $0.precision = .bf16; Self.everything(&$0) }, "bf16 with every recipe feature", ranks: [3, 8])
+    }
+
+    /// The weight-gradient products from bf16 copies of their exact operands (the default where the
+    /// CPU has bf16 arithmetic) give the bits of float32 products (a CPU without it), so a cluster
+    /// of both kinds of machines trains as one.
+    func testExactProductsGiveTheSameBitsInBothFormats() throws {
+        try XCTSkipUnless(cpuHasBF16, "this CPU has no bf16 arithmetic (oneDNN finds \(cpuInstructionSet()))")
+        let config = Suite.config(Self.everything)
+        XCTAssertTrue(ExactProducts.bf16ByDefault)
+        let bf16 = try replica(config, ranks: 3)
+        setenv("DIST_TRAINER_EXACT_PRODUCTS", "fp32", 1)
+        defer { unsetenv("DIST_TRAINER_EXACT_PRODUCTS") }
+        XCTAssertFalse(ExactProducts.bf16ByDefault)
+        XCTAssertEqual(try replica(config, ranks: 1), bf16, "float32 products on 1 rank against bf16 copies on 3")
+        XCTAssertEqual(try replica(config, ranks: 2), bf16, "float32 products on 2 ranks against bf16 copies on 3")
     }
 
     /// The notebook's Adam, a wider model with dropout after every block (Model 3) and a batch whose

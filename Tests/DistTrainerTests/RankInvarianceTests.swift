@@ -3,8 +3,8 @@
 // summary's validation and test results and confusion matrices, and every tensor of
 // best.safetensors and last.safetensors — for mpirun -np 1 to 4 (4 oversubscribes the machine),
 // with the gradients reduced and the parameters gathered in shared memory and through MPI's
-// messages, with bf16 and every recipe feature, and across a resume on another rank count
-// mid-epoch.
+// messages, with the weight-gradient products in float32 and from bf16 copies, with bf16 and
+// every recipe feature, and across a resume on another rank count mid-epoch.
 //
 // Not here: the same on 1-8 in-process ranks (CoreTests/RankInvarianceTests), across emulated
 // hosts (MultiHostTests), under Slurm (SlurmTests).
@@ -83,6 +83,10 @@ final class RankInvarianceEndToEndTests: XCTestCase {
         try assertSameBits(tmp + "/np1", tmp + "/np2-messages", "np=2 without shared memory")
         let ring = try readJSON(tmp + "/np2-messages/summary.json")["collectives"] as? [String: Any] ?? [:]
         XCTAssertNotNil(ring["reduce-scatter (MPI_Sendrecv ring)"], "\(ring.keys.sorted())")
+        // Float32 weight-gradient products (a CPU without bf16 arithmetic) give the bits of the
+        // bf16 copies this CPU may use.
+        try run(2, common + ["--run-dir", tmp + "/np2-fp32-products"], environment: ["DIST_TRAINER_EXACT_PRODUCTS": "fp32"])
+        try assertSameBits(tmp + "/np1", tmp + "/np2-fp32-products", "np=2 with float32 weight-gradient products")
         // Not vacuous: the runs trained, and another seed gives other bits.
         XCTAssertGreaterThan(try readJSON(tmp + "/np1/summary.json")["test"].flatMap { $0 as? [String: Any] }?["accuracy"] as? Double ?? 0, 0.5)
         try run(1, common + ["--run-dir", tmp + "/seed13", "--seed", "13"])

@@ -77,6 +77,24 @@ final class RandomAndShardingTests: XCTestCase {
         XCTAssertTrue(mask(rows: 50, width: 9, key: key, keep: 1).allSatisfy { $0 == 1 })
     }
 
+    /// Every entry is its definition: unit j of global row r keeps iff the 24 bits of half j mod 2 of
+    /// draw r·⌈width/2⌉ + ⌊j/2⌋ are below ⌈keep·2²⁴⌉ — for even widths (a pair stored as one 64-bit
+    /// word) and odd ones alike.
+    func testDropoutMaskEntriesAreTheirDefinition() {
+        let key = RandomKey(seed: 9, .dropout).with(1).with(2).with(0)
+        for (width, keep) in [(8, Float(0.5)), (512, 0.8), (101, 0.5), (2, 0.3)] {
+            let (rows, firstRow, pairs) = (6, 5, (width + 1) / 2)
+            let threshold = UInt64((Double(keep) * 16_777_216).rounded(.up))
+            let m = mask(rows: rows, width: width, firstRow: firstRow, key: key, keep: keep)
+            for i in 0..<rows {
+                for j in 0..<width {
+                    let bits = key.bits((firstRow + i) * pairs + j / 2) >> (32 * UInt64(j % 2)) & 0xFF_FFFF
+                    XCTAssertEqual(m[i * width + j], bits < threshold ? 1 / keep : 0, "width \(width), row \(i), unit \(j)")
+                }
+            }
+        }
+    }
+
     /// A sample's mask depends on its global row, not on which call (rank) generates it.
     func testDropoutMaskIndependentOfHowRowsAreSplit() {
         let key = RandomKey(seed: 3, .dropout).with(4).with(2).with(1)

@@ -194,4 +194,62 @@ final class ParallelTests: XCTestCase {
             XCTAssertEqual(out.pointer[j].bitPattern, s.bitPattern, "column \(j)")
         }
     }
+
+    /// The exact BatchNorm sums (four rows at a time, then the rest one by one) are the sums of
+    /// their terms' grid steps taken row by row, and the maxima, counts and gradients are each
+    /// element's own: against plain loops, for row counts on both sides of a multiple of four.
+    func testExactBatchNormSumsAreTheirTermsRowByRow() {
+        setComputeThreads(1)
+        let width = 33
+        for rows in [1, 3, 4, 5, 9, 14] {
+            var rng = SplitMix64(UInt64(40 + rows))
+            let n = rows * width
+            let a = Buffer(rng.normals(n).map { max($0, 0) }), xhat = Buffer(rng.normals(n))
+            let mask = Buffer((0..<n).map { _ in Float(rng.next() % 2) * 2 })
+            let dyValues = rng.normals(n, scale: 1e-3)
+            let (k, c0, c1) = (rng.normals(width, offset: 1), rng.normals(width, scale: 1e-3), rng.normals(width, scale: 1e-3))
+            let t = Buffer([Double](repeating: 0x1p40, count: 2 * width))
+            func steps(_ v: Double, _ j: Int) -> Double { (v * t.pointer[j]).rounded(.toNearestOrEven) }
+
+            let (sums, maxima) = (Buffer<Double>(count: 3 * width), Buffer<Double>(count: width))
+            batchNormSums(a.pointer, rows: rows, width: width, into: sums.pointer, activeCounts: sums.pointer + 2 * width,
+                          grids: SumGrids(scale: t.pointer, maxima: maxima.pointer))
+            let dy = Buffer(dyValues), gradSums = Buffer<Double>(count: 2 * width), gradMaxima = Buffer<Double>(count: 2 * width)
+            batchNormGradientSums(dy.pointer, xhat: xhat.pointer, rows: rows, width: width, into: gradSums.pointer, mask: mask.pointer,
+                                  grids: SumGrids(scale: t.pointer, maxima: gradMaxima.pointer))
+            let masked = dy.array
+            // The coefficients as batchNormBackwardInput derives them: γ·invStd = k (invStd 1),
+            // and sums chosen so that c0 and c1 come out as drawn.
+            let zeroSums = Buffer<Double>((0..<width).map { Double(c0[$0]) / Double(k[$0]) } + (0..<width).map { Double(c1[$0]) / Double(k[$0]) })
+            let (bias, biasMaxima, coefficients) = (Buffer<Double>(count: width), Buffer<Double>(count: width), Buffer<Float>(count: 3 * width))
+            let (gamma, invStd) = (Buffer(k), Buffer([Float](repeating: 1, count: width)))
+            batchNormBackwardInput(dy.pointer, xhat: xhat.pointer, rows: rows, width: width, scale: gamma.pointer, invStd: invStd.pointer,
+                                   sums: zeroSums.pointer, count: 1, coefficients: coefficients.pointer, reluOutput: a.pointer,
+                                   biasGradient: bias.pointer, biasGrids: SumGrids(scale: t.pointer, maxima: biasMaxima.pointer))
+            let (ck, cc0, cc1) = (coefficients.pointer, coefficients.pointer + width, coefficients.pointer + 2 * width)
+            for j in 0..<width {
+                var (s1, s2, count, top) = (0.0, 0.0, 0.0, 0.0)
+                var (d1, d2, top1, top2, b, topB) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+                for i in 0..<rows {
+                    let e = i * width + j
+                    let v = Double(a.pointer[e])
+                    (s1, s2, top) = (s1 + steps(v, j), s2 + steps(v * v, width + j), max(top, abs(v)))
+                    count += a.pointer[e] > 0 ? 1 : 0
+                    let d = dyValues[e] * mask.pointer[e]
+                    XCTAssertEqual(masked[e], d, "rows \(rows): the mask is applied in place")
+                    let dx = Double(d * xhat.pointer[e])
+                    (d1, d2) = (d1 + steps(Double(d), j), d2 + steps(dx, width + j))
+                    (top1, top2) = (max(top1, abs(Double(d))), max(top2, abs(dx)))
+                    let g = a.pointer[e] > 0 ? ck[j] * d - cc0[j] - cc1[j] * xhat.pointer[e] : 0
+                    XCTAssertEqual(dy.pointer[e], g, "rows \(rows): the input gradient at (\(i), \(j))")
+                    (b, topB) = (b + steps(Double(g), j), max(topB, Double(abs(g))))
+                }
+                XCTAssertEqual([sums.pointer[j], sums.pointer[width + j], sums.pointer[2 * width + j], maxima.pointer[j]], [s1, s2, count, top],
+                               "rows \(rows), column \(j): Σa, Σa², active count, maximum")
+                XCTAssertEqual([gradSums.pointer[j], gradSums.pointer[width + j], gradMaxima.pointer[j], gradMaxima.pointer[width + j]],
+                               [d1, d2, top1, top2], "rows \(rows), column \(j): Σdy, Σdy·x̂ and their maxima")
+                XCTAssertEqual([bias.pointer[j], biasMaxima.pointer[j]], [b, topB], "rows \(rows), column \(j): the bias gradient and its maximum")
+            }
+        }
+    }
 }

@@ -107,7 +107,29 @@ private func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, col
     let sq = sums + width
     for j in c { (sums[j], sq[j]) = (0, 0) }
     if let counts = activeCounts { for j in c { counts[j] = 0 } }
-    for i in 0..<rows {
+    var first = 0
+    if let grids {
+        // Four rows at a time: grid steps add exactly in any order, so a column's four terms are
+        // added among themselves first and its accumulators are read and written once per four
+        // rows (those loads and stores, not the arithmetic, set the pace of the one-row loop).
+        let (s1, s2, m) = (grids.scale, grids.scale + width, grids.maxima)
+        while first + 4 <= rows {
+            let r0 = a + first * width
+            let (r1, r2, r3) = (r0 + width, r0 + 2 * width, r0 + 3 * width)
+            for j in c {
+                let (v0, v1, v2, v3) = (Double(r0[j]), Double(r1[j]), Double(r2[j]), Double(r3[j]))
+                let (t1, t2) = (s1[j], s2[j])
+                sums[j] += (gridSteps(v0, t1) + gridSteps(v1, t1)) + (gridSteps(v2, t1) + gridSteps(v3, t1))
+                sq[j] += (gridSteps(v0 * v0, t2) + gridSteps(v1 * v1, t2)) + (gridSteps(v2 * v2, t2) + gridSteps(v3 * v3, t2))
+                m[j] = max(m[j], max(max(abs(v0), abs(v1)), max(abs(v2), abs(v3))))
+            }
+            if let counts = activeCounts {
+                for j in c { counts[j] += ((r0[j] > 0 ? 1 : 0) + (r1[j] > 0 ? 1 : 0)) + ((r2[j] > 0 ? 1 : 0) + (r3[j] > 0 ? 1 : 0)) }
+            }
+            first += 4
+        }
+    }
+    for i in first..<rows {
         let row = a + i * width
         if let grids {
             let (s1, s2, m) = (grids.scale, grids.scale + width, grids.maxima)
@@ -235,7 +257,36 @@ private func batchNormGradientSums(
 ) {
     let sdx = sums + width
     for j in c { (sums[j], sdx[j]) = (0, 0) }
-    for i in 0..<rows {
+    var first = 0
+    if let grids {
+        // Four rows at a time, as in batchNormSums (exact in any order; a quarter of the
+        // accumulators' loads and stores).
+        let (s1, s2, m1, m2) = (grids.scale, grids.scale + width, grids.maxima, grids.maxima + width)
+        while first + 4 <= rows {
+            let (d0, x0) = (dy + first * width, xhat + first * width)
+            if let mask {
+                let m0 = mask + first * width
+                for r in 0..<4 {
+                    let (dr, mr) = (d0 + r * width, m0 + r * width)
+                    for j in c { dr[j] *= mr[j] }
+                }
+            }
+            let (d1, d2, d3) = (d0 + width, d0 + 2 * width, d0 + 3 * width)
+            let (x1, x2, x3) = (x0 + width, x0 + 2 * width, x0 + 3 * width)
+            for j in c {
+                let (a0, a1, a2, a3) = (Double(d0[j]), Double(d1[j]), Double(d2[j]), Double(d3[j]))
+                let (b0, b1) = (Double(d0[j] * x0[j]), Double(d1[j] * x1[j]))
+                let (b2, b3) = (Double(d2[j] * x2[j]), Double(d3[j] * x3[j]))
+                let (t1, t2) = (s1[j], s2[j])
+                sums[j] += (gridSteps(a0, t1) + gridSteps(a1, t1)) + (gridSteps(a2, t1) + gridSteps(a3, t1))
+                sdx[j] += (gridSteps(b0, t2) + gridSteps(b1, t2)) + (gridSteps(b2, t2) + gridSteps(b3, t2))
+                m1[j] = max(m1[j], max(max(abs(a0), abs(a1)), max(abs(a2), abs(a3))))
+                m2[j] = max(m2[j], max(max(abs(b0), abs(b1)), max(abs(b2), abs(b3))))
+            }
+            first += 4
+        }
+    }
+    for i in first..<rows {
         let (di, xi) = (dy + i * width, xhat + i * width)
         if let mask {
             let mi = mask + i * width
@@ -311,7 +362,30 @@ private func batchNormBackwardInput(
 ) {
     let k = coefficients, c0 = coefficients + width, c1 = coefficients + 2 * width
     if let db = biasGradient { for j in c { db[j] = 0 } }
-    for i in 0..<rows {
+    var first = 0
+    if let a = reluOutput, let db = biasGradient, let grids = biasGrids {
+        // Four rows at a time, as in batchNormSums (exact in any order; a quarter of the
+        // accumulators' loads and stores).
+        let (scale, maxima) = (grids.scale, grids.maxima)
+        while first + 4 <= rows {
+            // The four rows' gradients first (one simple loop per row vectorises; one loop over
+            // all four rows' arrays does not), then their sums from the nearest cache.
+            for r in first..<(first + 4) {
+                let (gi, xi, ai) = (grad + r * width, xhat + r * width, a + r * width)
+                for j in c { gi[j] = ai[j] > 0 ? k[j] * gi[j] - c0[j] - c1[j] * xi[j] : 0 }
+            }
+            let g0 = UnsafePointer(grad + first * width)
+            let (g1, g2, g3) = (g0 + width, g0 + 2 * width, g0 + 3 * width)
+            for j in c {
+                let (e0, e1, e2, e3) = (g0[j], g1[j], g2[j], g3[j])
+                let t = scale[j]
+                db[j] += (gridSteps(Double(e0), t) + gridSteps(Double(e1), t)) + (gridSteps(Double(e2), t) + gridSteps(Double(e3), t))
+                maxima[j] = max(maxima[j], Double(max(max(abs(e0), abs(e1)), max(abs(e2), abs(e3)))))
+            }
+            first += 4
+        }
+    }
+    for i in first..<rows {
         let (gi, xi) = (grad + i * width, xhat + i * width)
         if let a = reluOutput, let db = biasGradient, let grids = biasGrids {
             let ai = a + i * width

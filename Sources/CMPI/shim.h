@@ -47,4 +47,33 @@ static inline int cmpi_make_sum_max(MPI_Datatype *pair, MPI_Op *op) {
     return MPI_Op_create(cmpi_sum_max_pairs, 1, op);
 }
 
+/// An integer control variable of the MPI implementation, as its tool interface (MPI_T) reads it
+/// now (after MPI_Init: a transport's parameters exist once it is opened), into `value`. Returns 0,
+/// or -1 when there is no such variable or it is not an integer.
+static inline int cmpi_control_variable(const char *name, long long *value) {
+    int provided = 0, index = 0, count = 0, rc = -1;
+    if (MPI_T_init_thread(MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS) return -1;
+    MPI_Datatype type;
+    MPI_T_enum enumtype;
+    int verbosity = 0, bind = 0, scope = 0, nameLength = 0, descriptionLength = 0;
+    MPI_T_cvar_handle handle;
+    if (MPI_T_cvar_get_index(name, &index) == MPI_SUCCESS
+        && MPI_T_cvar_get_info(index, NULL, &nameLength, &verbosity, &type, &enumtype, NULL, &descriptionLength, &bind, &scope) == MPI_SUCCESS
+        && MPI_T_cvar_handle_alloc(index, NULL, &handle, &count) == MPI_SUCCESS) {
+        unsigned long long buffer[4] = {0, 0, 0, 0};
+        if (count == 1 && MPI_T_cvar_read(handle, buffer) == MPI_SUCCESS) {
+            rc = 0;
+            if (type == MPI_INT) *value = *(int *)buffer;
+            else if (type == MPI_UNSIGNED) *value = *(unsigned *)buffer;
+            else if (type == MPI_UNSIGNED_LONG) *value = (long long)*(unsigned long *)buffer;
+            else if (type == MPI_UNSIGNED_LONG_LONG) *value = (long long)*(unsigned long long *)buffer;
+            else if (type == MPI_LONG_LONG) *value = *(long long *)buffer;
+            else rc = -1;
+        }
+        MPI_T_cvar_handle_free(&handle);
+    }
+    MPI_T_finalize();
+    return rc;
+}
+
 #endif

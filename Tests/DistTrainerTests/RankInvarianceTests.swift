@@ -78,9 +78,17 @@ final class RankInvarianceEndToEndTests: XCTestCase {
             XCTAssertNotNil(collectives["reduce-scatter (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
             XCTAssertNotNil(collectives["allgather (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
         }
-        // And through MPI's messages when that is turned off: the same bits.
-        try run(2, common + ["--run-dir", tmp + "/np2-messages"], environment: ["DIST_TRAINER_SHARED_MEMORY": "0"])
+        // And through MPI's messages when that is turned off: the same bits. (With Open MPI's
+        // eager limit set by the environment, which dist-trainer leaves as it is.)
+        try run(2, common + ["--run-dir", tmp + "/np2-messages"],
+                environment: ["DIST_TRAINER_SHARED_MEMORY": "0", "OMPI_MCA_btl_vader_eager_limit": "8192"])
         try assertSameBits(tmp + "/np1", tmp + "/np2-messages", "np=2 without shared memory")
+        // The shared-memory transport's eager limit as MPI reports it: raised to 64 KB by
+        // dist-trainer (Open MPI's default is 4 KB), or what the environment said.
+        func transport(_ run: String) throws -> [String: Int]? { try readJSON(tmp + "/" + run + "/summary.json")["mpi_transport"] as? [String: Int] }
+        XCTAssertEqual(try transport("np2"), ["btl_vader_eager_limit": 65536, "btl_vader_max_send_size": 65536])
+        XCTAssertEqual(try transport("np2-messages"), ["btl_vader_eager_limit": 8192, "btl_vader_max_send_size": 65536])
+        XCTAssertNil(try transport("np1"), "one process has no MPI transport to report")
         let ring = try readJSON(tmp + "/np2-messages/summary.json")["collectives"] as? [String: Any] ?? [:]
         XCTAssertNotNil(ring["reduce-scatter (MPI_Sendrecv ring)"], "\(ring.keys.sorted())")
         // Float32 weight-gradient products (a CPU without bf16 arithmetic) give the bits of the

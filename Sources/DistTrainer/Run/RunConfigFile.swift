@@ -91,6 +91,8 @@ struct JobShape: Equatable {
     var threadsPerRank: Int
     /// Each rank's host name (index = rank).
     var hostNames: [String] = []
+    /// MPI's shared-memory transport parameters as it reports them (MPICollective.transportSettings).
+    var transport: [String: Int] = [:]
 }
 
 /// Where the data came from and how many samples each split has.

@@ -81,7 +81,7 @@ final class RunReporter: TrainingObserver {
             earlyStopped: trainer.history.filter { $0.earlyStopped == true }.map { .init(lr: $0.lr, epoch: $0.epoch) },
             exactSumRedos: trainer.network.sumRedos, checkpointsWithinEpochs: inEpochCheckpoints, checkpointWaitSeconds: writer.waitedSeconds,
             restarts: Optional(RestartRecord.read(directory + "/" + RunFiles.restarts)).flatMap { $0.isEmpty ? nil : $0 },
-            stepProfile: trainer.profile.map(profileTable))
+            stepProfile: trainer.profile.map(profileTable), mpiTransport: setup.job.transport.isEmpty ? nil : setup.job.transport)
         let names = setup.split.train.classNames
         try RunFiles.writeConfusion(validation.confusion, names: names, to: directory + "/" + RunFiles.validationConfusion)
         try RunFiles.writeConfusion(test.confusion, names: names, to: directory + "/" + RunFiles.testConfusion)

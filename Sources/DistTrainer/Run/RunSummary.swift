@@ -54,6 +54,9 @@ struct RunSummary: Codable, Equatable {
     var restarts: [RestartRecord]?
     /// With `--profile`: rank 0's milliseconds per step by phase (StepProfile), and their total.
     var stepProfile: [String: Double]?
+    /// Rank 0's MPI shared-memory transport parameters as MPI reports them, such as the eager limit
+    /// dist-trainer raises unless the environment sets it (MPICollective); nil for one process.
+    var mpiTransport: [String: Int]?
 
     struct EarlyStop: Codable, Equatable {
         var lr: Double

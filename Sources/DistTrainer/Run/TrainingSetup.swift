@@ -57,7 +57,8 @@ struct TrainingSetup {
         }
         return TrainingSetup(config: config, split: split, test: data.test, source: source, input: input, warnings: data.warnings,
                              runDirectory: runDirectory,
-                             job: JobShape(ranks: mpi.size, hosts: mpi.nodeCount, threadsPerRank: threads, hostNames: mpi.hostNames))
+                             job: JobShape(ranks: mpi.size, hosts: mpi.nodeCount, threadsPerRank: threads, hostNames: mpi.hostNames,
+                                           transport: mpi.size > 1 ? mpi.transportSettings : [:]))
     }
 
     /// A setting the data refuses, presented like the flag (or --config key) that set it.

@@ -59,10 +59,30 @@ func powerOfTwo(_ k: Int) -> Double {
     (-1022...1023).contains(k) ? Double(bitPattern: UInt64(k + 1023) << 52) : Double(sign: .plus, exponent: k, significand: 1)
 }
 
-/// `sumGrid` for every column: `scale[j]`, `limit[j]` from `bounds[j]`.
-public func sumGrids(bounds: UnsafePointer<Double>, count: Int, rows: Int,
+/// `sumGrid` for every column: `scale[j]`, `limit[j]` from `bounds[j]`, the same values. A step
+/// makes grids for every column of every block several times (about 3 500 for Model 2), so this is
+/// `sumGrid`'s arithmetic on the bits in a loop the compiler vectorises, for the bounds a step has:
+/// 0, non-finite, or normal with grids of normal powers of two; any other bound sends the whole
+/// call through `sumGrid` one column at a time.
+public func sumGrids(bounds: UnsafePointer<Double>, count: Int, rows: Int, headroom: Int = sumHeadroomBits,
                      scale: UnsafeMutablePointer<Double>, limit: UnsafeMutablePointer<Double>) {
-    for j in 0..<count { (scale[j], limit[j]) = sumGrid(bound: bounds[j], rows: rows) }
+    let (limitShift, gridShift) = (Int64(1 + headroom), Int64(1 + headroom + ceilLog2(rows) - 52))
+    var outside: UInt64 = 0
+    for j in 0..<count {
+        let b = bounds[j]
+        let biased = Int64(truncatingIfNeeded: (b.bitPattern >> 52) & 0x7FF)
+        // The limit 2^e with e = exponent + 1 + headroom, the scale 2^-(e + ⌈log₂ rows⌉ − 52), as
+        // biased exponents.
+        let (limitBiased, scaleBiased) = (biased + limitShift, 2046 - biased - gridShift)
+        let (finite, positive) = (biased != 0x7FF, b > 0)
+        let representable = biased >= 1 && limitBiased >= 1 && limitBiased <= 2046 && scaleBiased >= 1 && scaleBiased <= 2046
+        outside |= finite && positive && !representable ? 1 : 0
+        scale[j] = finite && positive ? Double(bitPattern: UInt64(truncatingIfNeeded: scaleBiased) << 52) : 1
+        limit[j] = !finite ? .infinity : positive ? Double(bitPattern: UInt64(truncatingIfNeeded: limitBiased) << 52) : 0
+    }
+    if outside != 0 {
+        for j in 0..<count { (scale[j], limit[j]) = sumGrid(bound: bounds[j], rows: rows, headroom: headroom) }
+    }
 }
 
 /// Whether every column's maximum is within its limit (the sums on that grid were exact).
@@ -143,5 +163,7 @@ public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int
 @inline(__always)
 public func boundFloat(_ value: Double) -> Float {
     let f = Float(value)
-    return Double(f) > value ? f.nextDown : f
+    // Rounded up: one step toward zero, which for a positive Float is its bits less one (its
+    // `nextDown`; a select, so that loops over the columns vectorise).
+    return Double(f) > value ? Float(bitPattern: f.bitPattern &- 1) : f
 }

@@ -30,6 +30,8 @@ final class ExactStepBuffers {
     let localSums: Buffer<Double>
     /// Maxima a redo computes and discards, and the scales of `roundColumns`.
     let discardedMaxima: Buffer<Double>, roundScratch: Buffer<Float>
+    /// The bounds a block's grids are made from (2 × the widest layer).
+    let gridBounds: Buffer<Double>
     /// A block of partial sums per compute thread (at most 64) for the BatchNorm passes that split
     /// their rows among the threads (`SumGrids.partials`): 4 × the widest block each; none with one
     /// thread (a rank under mpirun).
@@ -55,6 +57,7 @@ final class ExactStepBuffers {
         let widest = ([arch.inputWidth, arch.classCount] + arch.hidden).max()!
         discardedMaxima = Buffer(count: 2 * widest)
         roundScratch = Buffer(count: 2 * widest)
+        gridBounds = Buffer(count: 2 * widest)
         let threads = computeThreads()
         partials = Buffer(count: threads > 1 ? min(threads, 64) * 4 * (arch.hidden.max() ?? 0) : 0)
     }

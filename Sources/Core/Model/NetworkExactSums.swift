@@ -20,22 +20,22 @@ extension Network {
         let (b, w, x) = (blocks[l], blocks[l].width, exact)
         let bound = x.bounds.pointer + x.blockBounds[l]
         let (scale, limit, maxima) = (x.forwardScale[l].pointer, x.forwardLimit[l].pointer, x.forwardMaxima[l].pointer)
-        func localSums(from bounds: (Int) -> Double, maxima: UnsafeMutablePointer<Double>) {
-            for j in 0..<w {
-                (scale[j], limit[j]) = sumGrid(bound: bounds(j), rows: ctx.globalBatch)
-                // Squares get twice the headroom: a column within its limit has its squares within theirs.
-                (scale[w + j], limit[w + j]) = sumGrid(bound: bounds(j) * bounds(j), rows: ctx.globalBatch, headroom: 2 * sumHeadroomBits)
-            }
+        let squares = x.gridBounds.pointer + w
+        func localSums(from bounds: UnsafePointer<Double>, maxima: UnsafeMutablePointer<Double>) {
+            sumGrids(bounds: bounds, count: w, rows: ctx.globalBatch, scale: scale, limit: limit)
+            // Squares get twice the headroom: a column within its limit has its squares within theirs.
+            for j in 0..<w { squares[j] = bounds[j] * bounds[j] }
+            sumGrids(bounds: squares, count: w, rows: ctx.globalBatch, headroom: 2 * sumHeadroomBits, scale: scale + w, limit: limit + w)
             maxima.update(repeating: 0, count: w)
             batchNormSums(b.a.pointer, rows: ctx.rows, width: w, into: b.sums.pointer, activeCounts: b.sums.pointer + 2 * w,
                           grids: x.grids(scale: scale, maxima: maxima))
         }
-        let history = historyBounds(bound, count: w)
-        localSums(from: history, maxima: maxima)
+        historyBounds(bound, count: w, into: x.gridBounds.pointer)
+        localSums(from: x.gridBounds.pointer, maxima: maxima)
         try collective.allreduceSumAndMax(sums: b.sums.all, maxima: x.forwardMaxima[l].all)
         if !withinLimits(maxima, limit, count: w) {
             sumRedos += 1
-            localSums(from: { maxima[$0] }, maxima: x.discardedMaxima.pointer)
+            localSums(from: maxima, maxima: x.discardedMaxima.pointer)
             try collective.allreduceSum(b.sums.all)
         }
         for j in 0..<w { bound[j] = boundFloat(maxima[j]) }
@@ -49,19 +49,20 @@ extension Network {
         let bound = x.bounds.pointer + x.blockBounds[l] + w  // dy's, then dy·x̂'s
         let (scale, limit, maxima) = (x.backwardScale[l].pointer, x.backwardLimit[l].pointer, x.backwardMaxima[l].pointer)
         var mask = b.mask.map { UnsafePointer($0.pointer) }
-        func localSums(from bounds: (Int) -> Double, maxima: UnsafeMutablePointer<Double>) {
-            for j in 0..<(2 * w) { (scale[j], limit[j]) = sumGrid(bound: bounds(j), rows: ctx.globalBatch) }
+        func localSums(from bounds: UnsafePointer<Double>, maxima: UnsafeMutablePointer<Double>) {
+            sumGrids(bounds: bounds, count: 2 * w, rows: ctx.globalBatch, scale: scale, limit: limit)
             maxima.update(repeating: 0, count: 2 * w)
             batchNormGradientSums(b.grad.pointer, xhat: b.xhat.pointer, rows: ctx.rows, width: w, into: b.gradSums.pointer,
                                   mask: mask, grids: x.grids(scale: scale, maxima: maxima))
             mask = nil  // applied once, in place
         }
-        let (dyHistory, dyxHistory) = (historyBounds(bound, count: w), historyBounds(bound + w, count: w))
-        localSums(from: { $0 < w ? dyHistory($0) : dyxHistory($0 - w) }, maxima: maxima)
+        historyBounds(bound, count: w, into: x.gridBounds.pointer)  // dy's
+        historyBounds(bound + w, count: w, into: x.gridBounds.pointer + w)  // dy·x̂'s
+        localSums(from: x.gridBounds.pointer, maxima: maxima)
         try collective.allreduceSumAndMax(sums: b.gradSums.all, maxima: x.backwardMaxima[l].all)
         if !withinLimits(maxima, limit, count: 2 * w) {
             sumRedos += 1
-            localSums(from: { maxima[$0] }, maxima: x.discardedMaxima.pointer)
+            localSums(from: maxima, maxima: x.discardedMaxima.pointer)
             try collective.allreduceSum(b.gradSums.all)
         }
         for j in 0..<(2 * w) {
@@ -70,15 +71,15 @@ extension Network {
         }
     }
 
-    /// The bounds of a channel's columns from its history: a column's previous maximum (at least
-    /// `floor` times the channel's largest), or where that was 0 (a unit silent on the whole last
-    /// batch, common in the first layer) the channel's largest, so that the unit waking up does not
-    /// force a redo. All 0 (a run's first step) stays 0.
-    func historyBounds(_ bound: UnsafePointer<Float>, count: Int, floor: Double = 0) -> (Int) -> Double {
+    /// The bounds of a channel's columns from its history, into `out`: a column's previous maximum
+    /// (at least `floor` times the channel's largest), or where that was 0 (a unit silent on the
+    /// whole last batch, common in the first layer) the channel's largest, so that the unit waking
+    /// up does not force a redo. All 0 (a run's first step) stays 0.
+    func historyBounds(_ bound: UnsafePointer<Float>, count: Int, floor: Double = 0, into out: UnsafeMutablePointer<Double>) {
         var largest: Float = 0
         for j in 0..<count { largest = max(largest, bound[j]) }
         let (fallback, least) = (Double(largest), Double(largest) * floor)
-        return { j in bound[j] > 0 ? max(Double(bound[j]), least) : fallback }
+        for j in 0..<count { out[j] = bound[j] > 0 ? max(Double(bound[j]), least) : fallback }
     }
 
     // MARK: Bias gradients and the loss
@@ -94,8 +95,8 @@ extension Network {
         let (w, x) = (blocks[l].width, exact)
         let bound = x.bounds.pointer + x.blockBounds[l] + 3 * w
         let (scale, limit) = (x.biasScale[l].pointer, x.biasLimit[l].pointer)
-        let history = historyBounds(bound, count: w, floor: biasFloor)
-        for j in 0..<w { (scale[j], limit[j]) = sumGrid(bound: bounds?[j] ?? history(j), rows: ctx.globalBatch) }
+        if bounds == nil { historyBounds(bound, count: w, floor: biasFloor, into: x.gridBounds.pointer) }
+        sumGrids(bounds: bounds ?? UnsafePointer(x.gridBounds.pointer), count: w, rows: ctx.globalBatch, scale: scale, limit: limit)
         return x.grids(scale: scale, maxima: bounds == nil ? x.finalMaxima.pointer + x.outputMaxima[l] : x.discardedMaxima.pointer)
     }
 

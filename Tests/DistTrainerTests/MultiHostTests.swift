@@ -160,7 +160,11 @@ final class MultiHostTests: XCTestCase {
                                 "--batch-size", "60", "--"] + flags,
                                environment: ["MPIRUN_ARGS": cluster.launchArguments.joined(separator: " "),
                                              "DIST_TRAINER_SKIP_BUILD": "1", "DIST_TRAINER_BIN": try trainerBinary()])
-        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        // A failed job's own log says why (the directory is gone after the test).
+        let logs = ((try? FileManager.default.contentsOfDirectory(atPath: tmp + "/sweep")) ?? []).filter { $0.hasSuffix(".log") }.sorted()
+            .map { name in "--- \(name):\n" + ((try? String(contentsOfFile: tmp + "/sweep/" + name, encoding: .utf8)) ?? "").suffix(3000) }
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr + (r.status == 0 ? "" : logs.joined(separator: "\n")))
+        guard r.status == 0 else { return }
         for lr in ["0.003", "0.001"] {
             let dir = tmp + "/sweep/model2-batch60-lr" + lr
             let config = try readJSON(dir + "/config.json")

@@ -78,7 +78,9 @@ public struct ModelCheckpoint: Sendable {
     /// precision it was trained in.
     public func network(capacity: Int) throws -> Network {
         try header.config.precision.checkSupported()
-        let net = Network(architecture: header.architecture, capacity: capacity, precision: header.config.precision)
+        // Evaluation computes no weight gradients: no copies of their operands.
+        let net = Network(architecture: header.architecture, capacity: capacity, precision: header.config.precision,
+                          exactProductsInBF16: false)
         net.load(state)
         return net
     }

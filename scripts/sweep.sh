@@ -112,13 +112,22 @@ fi
 NP="${NP:-$(( $(nproc) / PARALLEL > 0 ? $(nproc) / PARALLEL : 1 ))}"
 
 run_point() {  # index, group
-    local i="$1" g="$2" mpi=(-np "$NP")
+    local i="$1" g="$2" mpi=(-np "$NP") session status=0
     if [ -n "$HOSTFILE" ]; then mpi+=(--hostfile "${groups[$g]}"); else mpi+=(--oversubscribe); fi
+    # Open MPI 4.1's mpirun creates its session directory ($TMPDIR/ompi.HOST.UID) when none is
+    # there, and two mpiruns starting together can race for it: one fails at start-up with "A call
+    # to mkdir was unable to create the desired directory ... File exists" (1 in ~10 two-job sweeps
+    # here). Each job's mpirun gets a TMPDIR of its own (short: the session holds sockets). Only this
+    # machine's: remote daemons start with their own environment (and have a host group each).
+    session="$(mktemp -d "${TMPDIR:-/tmp}/dts.XXXXXX")"
     # MPIRUN_ARGS holds mpirun options as one string, split into words on purpose.
     # shellcheck disable=SC2086
-    mpirun "${mpi[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train --model "${models[$i]}" --batch-size "${batches[$i]}" \
+    TMPDIR="$session" \
+        mpirun "${mpi[@]}" ${MPIRUN_ARGS:-} "$DIST_TRAINER_BIN" train --model "${models[$i]}" --batch-size "${batches[$i]}" \
         --lr "${lrs[$i]}" --run-dir "$SWEEP_DIR/${names[$i]}" "${EXTRA[@]}" \
-        >"$SWEEP_DIR/${names[$i]}.log" 2>&1
+        >"$SWEEP_DIR/${names[$i]}.log" 2>&1 || status=$?
+    rm -rf "$session"
+    return "$status"
 }
 
 echo "sweep: ${#names[@]} point(s) into $SWEEP_DIR, $PARALLEL at a time, $NP rank(s) each"

@@ -130,8 +130,13 @@ func mpirunPath() throws -> String {
 /// Runs dist-trainer under `mpirun -np N` (oversubscribing the machine's cores when needed).
 @discardableResult
 func runMPI(_ np: Int, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> RunResult {
-    try runProcess(try mpirunPath(), ["--oversubscribe", "-np", String(np), try trainerBinary()] + arguments,
-                   environment: environment, timeout: timeout)
+    // A TMPDIR of its own, as sweep.sh gives each job: Open MPI 4.1's mpiruns starting together (the
+    // suite runs two test workers) can race for a shared session directory, and one then fails.
+    let session = NSTemporaryDirectory() + "dts-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: session, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: session) }
+    return try runProcess(try mpirunPath(), ["--oversubscribe", "-np", String(np), try trainerBinary()] + arguments,
+                          environment: ["TMPDIR": session].merging(environment) { $1 }, timeout: timeout)
 }
 
 // MARK: - Reading run directories

@@ -118,10 +118,9 @@ private func batchNormSums(_ a: UnsafePointer<Float>, rows: Int, width: Int, col
             let (r1, r2, r3) = (r0 + width, r0 + 2 * width, r0 + 3 * width)
             for j in c {
                 let (v0, v1, v2, v3) = (Double(r0[j]), Double(r1[j]), Double(r2[j]), Double(r3[j]))
-                let (t1, t2) = (s1[j], s2[j])
-                sums[j] += (gridSteps(v0, t1) + gridSteps(v1, t1)) + (gridSteps(v2, t1) + gridSteps(v3, t1))
-                sq[j] += (gridSteps(v0 * v0, t2) + gridSteps(v1 * v1, t2)) + (gridSteps(v2 * v2, t2) + gridSteps(v3 * v3, t2))
-                m[j] = max(m[j], max(max(abs(v0), abs(v1)), max(abs(v2), abs(v3))))
+                sums[j] += gridSteps(v0, v1, v2, v3, s1[j])
+                sq[j] += gridSteps(v0 * v0, v1 * v1, v2 * v2, v3 * v3, s2[j])
+                m[j] = max(m[j], largestMagnitude(v0, v1, v2, v3))
             }
             if let counts = activeCounts {
                 for j in c { counts[j] += ((r0[j] > 0 ? 1 : 0) + (r1[j] > 0 ? 1 : 0)) + ((r2[j] > 0 ? 1 : 0) + (r3[j] > 0 ? 1 : 0)) }
@@ -277,11 +276,10 @@ private func batchNormGradientSums(
                 let (a0, a1, a2, a3) = (Double(d0[j]), Double(d1[j]), Double(d2[j]), Double(d3[j]))
                 let (b0, b1) = (Double(d0[j] * x0[j]), Double(d1[j] * x1[j]))
                 let (b2, b3) = (Double(d2[j] * x2[j]), Double(d3[j] * x3[j]))
-                let (t1, t2) = (s1[j], s2[j])
-                sums[j] += (gridSteps(a0, t1) + gridSteps(a1, t1)) + (gridSteps(a2, t1) + gridSteps(a3, t1))
-                sdx[j] += (gridSteps(b0, t2) + gridSteps(b1, t2)) + (gridSteps(b2, t2) + gridSteps(b3, t2))
-                m1[j] = max(m1[j], max(max(abs(a0), abs(a1)), max(abs(a2), abs(a3))))
-                m2[j] = max(m2[j], max(max(abs(b0), abs(b1)), max(abs(b2), abs(b3))))
+                sums[j] += gridSteps(a0, a1, a2, a3, s1[j])
+                sdx[j] += gridSteps(b0, b1, b2, b3, s2[j])
+                m1[j] = max(m1[j], largestMagnitude(a0, a1, a2, a3))
+                m2[j] = max(m2[j], largestMagnitude(b0, b1, b2, b3))
             }
             first += 4
         }
@@ -377,10 +375,9 @@ private func batchNormBackwardInput(
             let g0 = UnsafePointer(grad + first * width)
             let (g1, g2, g3) = (g0 + width, g0 + 2 * width, g0 + 3 * width)
             for j in c {
-                let (e0, e1, e2, e3) = (g0[j], g1[j], g2[j], g3[j])
-                let t = scale[j]
-                db[j] += (gridSteps(Double(e0), t) + gridSteps(Double(e1), t)) + (gridSteps(Double(e2), t) + gridSteps(Double(e3), t))
-                maxima[j] = max(maxima[j], Double(max(max(abs(e0), abs(e1)), max(abs(e2), abs(e3)))))
+                let (e0, e1, e2, e3) = (Double(g0[j]), Double(g1[j]), Double(g2[j]), Double(g3[j]))
+                db[j] += gridSteps(e0, e1, e2, e3, scale[j])
+                maxima[j] = max(maxima[j], largestMagnitude(e0, e1, e2, e3))
             }
             first += 4
         }

@@ -95,6 +95,19 @@ public func withinLimits(_ maxima: UnsafePointer<Double>, _ limit: UnsafePointer
 @inline(__always)
 public func gridSteps(_ v: Double, _ scale: Double) -> Double { (v * scale).rounded(.toNearestOrEven) }
 
+/// Four terms' grid steps added among themselves: exact in any order, which is what lets a column
+/// sum take four rows at a time (BatchNorm's passes) and touch its accumulator once for them.
+@inline(__always)
+public func gridSteps(_ a: Double, _ b: Double, _ c: Double, _ d: Double, _ scale: Double) -> Double {
+    (gridSteps(a, scale) + gridSteps(b, scale)) + (gridSteps(c, scale) + gridSteps(d, scale))
+}
+
+/// The largest magnitude of four terms (a maximum does not depend on the order either).
+@inline(__always)
+public func largestMagnitude(_ a: Double, _ b: Double, _ c: Double, _ d: Double) -> Double {
+    max(max(abs(a), abs(b)), max(abs(c), abs(d)))
+}
+
 // MARK: - Operands of exact products
 
 /// Bits below their column's maximum to which a product's operands are rounded so that sums of up to

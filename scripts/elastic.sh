@@ -34,9 +34,18 @@ elastic_hosts() {
 
 # elastic_probe HOST: whether HOST runs a process launched the way mpirun launches the job.
 elastic_probe() {
+    # The probes start together, and Open MPI 4.1's mpiruns starting at once race to create their
+    # shared session directory: one fails at start-up ("mkdir ... File exists"), which made a host
+    # that was there look lost (seen in the multi-host tests). Each probe gets a TMPDIR of its own,
+    # as sweep.sh's jobs do (short: the session holds sockets).
+    local session status
+    session="$(mktemp -d "${TMPDIR:-/tmp}/dtp.XXXXXX")"
     # MPIRUN_ARGS holds mpirun options as one string, split into words on purpose.
     # shellcheck disable=SC2086
-    timeout -k 2 "${PROBE_TIMEOUT:-5}" mpirun --host "$1" -np 1 ${MPIRUN_ARGS:-} true >/dev/null 2>&1
+    TMPDIR="$session" timeout -k 2 "${PROBE_TIMEOUT:-5}" mpirun --host "$1" -np 1 ${MPIRUN_ARGS:-} true >/dev/null 2>&1
+    status=$?
+    rm -rf "$session"
+    return "$status"
 }
 
 # elastic_alive FILE: the hosts of FILE that answer, as "host slots" lines (probed in parallel).

@@ -32,12 +32,13 @@ final class RankInvarianceTests: XCTestCase {
 
     /// Trains `config` on `n` ranks with `threads` compute threads and returns rank 0's replica
     /// (after checking that every rank holds the same one).
-    func replica(_ config: TrainingConfig, ranks n: Int, threads: Int = 1, file: StaticString = #filePath, line: UInt = #line) throws -> Replica {
+    func replica(_ config: TrainingConfig, ranks n: Int, threads: Int = 1, sharedMemory: Bool = false,
+                 file: StaticString = #filePath, line: UInt = #line) throws -> Replica {
         let before = computeThreads()
         setComputeThreads(threads)
         defer { setComputeThreads(before) }
         let data = Suite.data
-        let replicas = try runRanks(n) { c in
+        let replicas = try runRanks(n, sharedMemory: sharedMemory) { c in
             let trainer = try Trainer(config: config, split: data, collective: c)
             return Replica(trainer, outcome: try trainer.run())
         }
@@ -145,15 +146,33 @@ final class RankInvarianceTests: XCTestCase {
     }
 
     /// The snapshot restored on `n` ranks and trained to the end.
-    func resumed(_ snapshot: TrainingSnapshot, ranks n: Int) throws -> Replica {
+    func resumed(_ snapshot: TrainingSnapshot, ranks n: Int, sharedMemory: Bool = false) throws -> Replica {
         let data = Suite.data
-        let replicas = try runRanks(n) { c -> Replica in
+        let replicas = try runRanks(n, sharedMemory: sharedMemory) { c -> Replica in
             let trainer = try Trainer(config: snapshot.config, split: data, collective: c)
             try trainer.restore(from: snapshot, path: "snapshot")
             return Replica(trainer, outcome: try trainer.run())
         }
         for other in replicas.dropFirst() { XCTAssertEqual(other, replicas[0]) }
         return replicas[0]
+    }
+
+    /// Ranks that keep one copy of the parameters (and in bf16 of their bf16 copy) for all, as MPI
+    /// ranks on one node do: each rank's Adam writes its part where the others read it, and every
+    /// other write (each learning rate's fresh weights, a resume) is rank 0's alone between fences.
+    /// The bits are those of one rank, through a sweep of two learning rates and a resume.
+    func testOneSharedCopyOfTheParametersGivesTheSameBits() throws {
+        var configs = [(Suite.config(Self.everything), "every feature")]
+        if cpuHasBF16 { configs.append((Suite.config { $0.precision = .bf16 }, "bf16")) }
+        for (config, what) in configs {
+            XCTAssertEqual(config.learningRates.count, 2, "the sweep should start a second learning rate")
+            let reference = try replica(config, ranks: 1)
+            for n in [2, 3, 5] {
+                XCTAssertEqual(try replica(config, ranks: n, sharedMemory: true), reference, "\(what): \(n) ranks sharing one copy")
+            }
+            let snapshot = try interrupted(config, ranks: 2, afterStep: 7)
+            XCTAssertEqual(try resumed(snapshot, ranks: 3, sharedMemory: true), reference, "\(what): resumed on 3 ranks sharing one copy")
+        }
     }
 
     func testMidEpochResumeOnAnotherRankCountIsBitwise() throws {

@@ -72,11 +72,16 @@ final class RankInvarianceEndToEndTests: XCTestCase {
         for np in [2, 3, 4] {
             try run(np, common + ["--run-dir", tmp + "/np\(np)"])
             try assertSameBits(tmp + "/np1", tmp + "/np\(np)", "np=\(np)")
-            // On one node the gradients are reduced and the parameters gathered in shared memory
-            // (NodeSharedMemory.swift).
+            // On one node the gradients are reduced in shared memory, and the ranks keep one copy
+            // of the parameters, so the allgather is a fence and so are the writes of each
+            // learning rate's fresh weights, rank 0's alone (NodeSharedMemory.swift).
             let collectives = try readJSON(tmp + "/np\(np)/summary.json")["collectives"] as? [String: Any] ?? [:]
             XCTAssertNotNil(collectives["reduce-scatter (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
             XCTAssertNotNil(collectives["allgather (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
+            XCTAssertNotNil(collectives["shared-memory fence (MPI_Win_sync, MPI_Barrier)"], "np=\(np): \(collectives.keys.sorted())")
+            // And the per-feature sums and maxima are combined there too.
+            XCTAssertNotNil(collectives["sums and maxima (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
+            XCTAssertNil(collectives["MPI_Allreduce (sums and maxima)"], "np=\(np): \(collectives.keys.sorted())")
         }
         // And through MPI's messages when that is turned off: the same bits. (With Open MPI's
         // eager limit set by the environment, which dist-trainer leaves as it is.)
@@ -91,6 +96,7 @@ final class RankInvarianceEndToEndTests: XCTestCase {
         XCTAssertNil(try transport("np1"), "one process has no MPI transport to report")
         let ring = try readJSON(tmp + "/np2-messages/summary.json")["collectives"] as? [String: Any] ?? [:]
         XCTAssertNotNil(ring["reduce-scatter (MPI_Sendrecv ring)"], "\(ring.keys.sorted())")
+        XCTAssertNotNil(ring["MPI_Allreduce (sums and maxima)"], "\(ring.keys.sorted())")
         // Float32 weight-gradient products (a CPU without bf16 arithmetic) give the bits of the
         // bf16 copies this CPU may use.
         try run(2, common + ["--run-dir", tmp + "/np2-fp32-products"], environment: ["DIST_TRAINER_EXACT_PRODUCTS": "fp32"])

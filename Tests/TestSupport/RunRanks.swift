@@ -9,10 +9,11 @@ import Foundation
 
 /// Runs `body` on `n` ranks, each on its own thread with rank r's ThreadCollective (passed through
 /// `wrap`, e.g. into a deliberately broken variant), and returns every rank's result (index = rank).
-/// Rethrows the first error any rank threw.
-public func runRanks<T>(_ n: Int, timeout: Double = 60, wrap: (ThreadCollective) -> Collective = { $0 },
+/// Rethrows the first error any rank threw. With `sharedMemory` the ranks keep one copy of the
+/// parameters, as MPI ranks on one node do (ThreadCollective.sharedCopy).
+public func runRanks<T>(_ n: Int, timeout: Double = 60, sharedMemory: Bool = false, wrap: (ThreadCollective) -> Collective = { $0 },
                         _ body: (Collective) throws -> T) throws -> [T] {
-    let run = runOnThreads(n, timeout: timeout, wrap: wrap, body)
+    let run = runOnThreads(n, timeout: timeout, sharedMemory: sharedMemory, wrap: wrap, body)
     if let first = run.firstFailure, case .failure(let error) = run.outcomes[first] { throw error }
     return run.outcomes.map { try! $0.get() }
 }
@@ -21,13 +22,13 @@ public func runRanks<T>(_ n: Int, timeout: Double = 60, wrap: (ThreadCollective)
 /// reach every rank).
 public func rankOutcomes<T>(_ n: Int, timeout: Double = 60, wrap: (ThreadCollective) -> Collective = { $0 },
                             _ body: (Collective) throws -> T) -> [Result<T, any Error>] {
-    runOnThreads(n, timeout: timeout, wrap: wrap, body).outcomes
+    runOnThreads(n, timeout: timeout, sharedMemory: false, wrap: wrap, body).outcomes
 }
 
 /// The threads of one job: every rank's outcome, and which rank failed first.
-private func runOnThreads<T>(_ n: Int, timeout: Double, wrap: (ThreadCollective) -> Collective,
+private func runOnThreads<T>(_ n: Int, timeout: Double, sharedMemory: Bool, wrap: (ThreadCollective) -> Collective,
                              _ body: (Collective) throws -> T) -> (outcomes: [Result<T, any Error>], firstFailure: Int?) {
-    let hub = ThreadHub(size: n, timeout: timeout)
+    let hub = ThreadHub(size: n, timeout: timeout, sharesMemory: sharedMemory)
     let collectives = hub.collectives().map { Unchecked(wrap($0)) }
     let results = RankResults<T>(count: n)
     return withoutActuallyEscaping(body) { escapable in

@@ -16,6 +16,8 @@ public final class ThreadCollective: Collective, @unchecked Sendable {
     public let hub: ThreadHub
     public let rank: Int
     public var size: Int { hub.size }
+    /// The copies this rank shares with the others (`sharedCopy`), by address.
+    private var sharedCopies: Set<UnsafeMutablePointer<Float>> = []
 
     public init(hub: ThreadHub, rank: Int) {
         precondition((0..<hub.size).contains(rank))
@@ -84,6 +86,8 @@ public final class ThreadCollective: Collective, @unchecked Sendable {
     public func allgather(_ buffer: UnsafeMutableBufferPointer<Float>, partition: Partition) throws {
         try validate(partition, count: buffer.count, in: "allgather")
         let signature = "allgather(Float × \(buffer.count), \(Self.describe(partition)))"
+        // One copy for all: every part is where every rank reads it; the call only synchronises.
+        if isSharedCopy(buffer) { return _ = try exchange(signature, .none) }
         let all = try exchange(signature, .floats(Array(buffer))).map(\.floats)
         for r in 0..<size {
             for i in partition.range(r) { buffer[i] = all[r][i] }
@@ -92,6 +96,7 @@ public final class ThreadCollective: Collective, @unchecked Sendable {
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
         try validate(root: root, in: "broadcast(Float)")
+        if isSharedCopy(buffer) { return _ = try exchange("broadcast(Float × \(buffer.count), root \(root))", .none) }
         let all = try exchange("broadcast(Float × \(buffer.count), root \(root))", .floats(Array(buffer)))
         let source = all[root].floats
         for i in buffer.indices { buffer[i] = source[i] }
@@ -106,6 +111,30 @@ public final class ThreadCollective: Collective, @unchecked Sendable {
 
     public func barrier() throws {
         _ = try exchange("barrier", .none)
+    }
+
+    /// With a hub that shares memory: one copy for all ranks, which rank 0 allocates and whose
+    /// address it hands to the others in the exchange (as MPICollective's shared window).
+    public func sharedCopy(count: Int) throws -> UnsafeMutablePointer<Float>? {
+        guard hub.sharesMemory else { return nil }
+        var address = [UInt8](repeating: 0, count: MemoryLayout<UInt>.size)
+        if rank == 0 {
+            let copy = hub.allocateSharedCopy(count: count)
+            address = withUnsafeBytes(of: UInt(bitPattern: copy)) { Array($0) }
+        }
+        let all = try exchange("sharedCopy(Float × \(count))", .bytes(address))
+        let copy = UnsafeMutablePointer<Float>(bitPattern: all[0].bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt.self) })!
+        sharedCopies.insert(copy)
+        return copy
+    }
+
+    /// The hub's lock orders the threads' memory around the exchange.
+    public func synchronizeShared() throws {
+        _ = try exchange("synchronizeShared", .none)
+    }
+
+    private func isSharedCopy(_ buffer: UnsafeMutableBufferPointer<Float>) -> Bool {
+        buffer.baseAddress.map { sharedCopies.contains($0) } ?? false
     }
 
     public func noteProgress(lrIndex: Int, epoch: Int, step: Int) {

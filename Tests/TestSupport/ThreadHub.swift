@@ -54,12 +54,30 @@ public final class ThreadHub: @unchecked Sendable {
     /// Where each rank last said training was (`noteProgress`), for the timeout's message.
     private var progress: [String?]
 
-    public init(size: Int, timeout: Double = 60) {
+    /// Whether the ranks keep one copy of what MPI ranks on one node would share (`sharedCopy`).
+    public let sharesMemory: Bool
+    /// The memory of those copies, freed with the hub (the ranks' threads have ended by then).
+    private var sharedCopies: [UnsafeMutablePointer<Float>] = []
+
+    public init(size: Int, timeout: Double = 60, sharesMemory: Bool = false) {
         precondition(size > 0, "a job needs at least one rank")
         self.size = size
         self.timeout = timeout
+        self.sharesMemory = sharesMemory
         pending = Array(repeating: nil, count: size)
         progress = Array(repeating: nil, count: size)
+    }
+
+    deinit { for copy in sharedCopies { copy.deallocate() } }
+
+    /// Zeroed memory for `count` Floats, kept until the hub goes (rank 0 allocates a shared copy).
+    func allocateSharedCopy(count: Int) -> UnsafeMutablePointer<Float> {
+        condition.lock()
+        defer { condition.unlock() }
+        let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        copy.initialize(repeating: 0, count: max(count, 1))
+        sharedCopies.append(copy)
+        return copy
     }
 
     /// One ThreadCollective per rank, in rank order.

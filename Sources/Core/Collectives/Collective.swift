@@ -52,9 +52,22 @@ public protocol Collective: AnyObject {
     /// collectives it may write its memory as it likes, as a training step does: another rank reads
     /// it only inside those two calls.
     func sharedStorage(count: Int) throws -> UnsafeMutablePointer<Float>?
+    /// Memory for `count` Floats that is the same memory on every rank (one copy for the whole job,
+    /// when all its ranks share a node), or nil. Collective, as `sharedStorage`. When a buffer given
+    /// to `allgather` is such memory, every rank's part is already where every rank reads it, and
+    /// the call only synchronises (as `synchronizeShared`). The rules of use: a rank writes only its
+    /// own part between a `reduceScatterSum` and the `allgather` that follows it; any other write
+    /// is made by one rank alone, between two `synchronizeShared` calls (no rank reads the old
+    /// values after the first, every rank sees the new ones after the second).
+    func sharedCopy(count: Int) throws -> UnsafeMutablePointer<Float>?
+    /// Waits until every rank has arrived; what any rank wrote to shared memory (`sharedStorage`,
+    /// `sharedCopy`) before it, every rank sees after it.
+    func synchronizeShared() throws
 }
 
 extension Collective {
     public func noteProgress(lrIndex: Int, epoch: Int, step: Int) {}
     public func sharedStorage(count: Int) throws -> UnsafeMutablePointer<Float>? { nil }
+    public func sharedCopy(count: Int) throws -> UnsafeMutablePointer<Float>? { nil }
+    public func synchronizeShared() throws { try barrier() }
 }

@@ -234,11 +234,15 @@ public enum ExactProducts {
 /// Rounds `count` Floats to bfloat16 (nearest, ties to even), as bit patterns.
 public func convertToBF16(_ source: UnsafePointer<Float>, count: Int, into target: UnsafeMutablePointer<UInt16>) {
     parallelFor(count, grain: 32, work: count) { part in
-        for i in part {
-            let bits = source[i].bitPattern
-            target[i] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
-        }
+        for i in part { target[i] = bf16Bits(source[i]) }
     }
+}
+
+/// `x` rounded to bfloat16 (nearest, ties to even), as a bit pattern.
+@inline(__always)
+public func bf16Bits(_ x: Float) -> UInt16 {
+    let bits = x.bitPattern
+    return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
 }
 
 /// The Float a bfloat16 bit pattern stands for.

@@ -15,9 +15,11 @@ final class BF16Copies {
     /// The gradient with respect to dense layer l's output (pre-activation of a block, logits of the head).
     let gradients: [Buffer<UInt16>]
 
-    /// `weights`: whether the forward and input-gradient products read bf16 too (bf16 precision).
-    init(layout: ParameterLayout, capacity: Int, weights: Bool) {
-        parameters = weights ? Buffer(count: layout.count) : nil
+    /// `weights`: whether the forward and input-gradient products read bf16 too (bf16 precision);
+    /// `weightStorage`: memory for the parameters' copy that the caller keeps alive (one copy the
+    /// ranks of a node share, see Network), by default the copies' own.
+    init(layout: ParameterLayout, capacity: Int, weights: Bool, weightStorage: UnsafeMutablePointer<UInt16>? = nil) {
+        parameters = !weights ? nil : weightStorage.map { Buffer(borrowing: $0, count: layout.count) } ?? Buffer(count: layout.count)
         inputs = layout.allDense.map { Buffer(count: capacity * $0.fanIn) }
         gradients = layout.allDense.map { Buffer(count: capacity * $0.fanOut) }
     }

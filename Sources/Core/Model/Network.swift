@@ -55,6 +55,14 @@ public final class Network {
     /// The bfloat16 copies the products read: in bf16 precision all of them, otherwise (with
     /// `exactProductsInBF16`) the weight-gradient operands only.
     let bf16: BF16Copies?
+    /// Whether the bf16 copy of the parameters (bf16 precision) holds the parameters' current
+    /// values: set once it is converted (or by the optimizer, which converts what it updates as it
+    /// updates it, see AdamState.update), cleared by every write of the parameters through `reset`
+    /// and `load` (a caller that writes them directly calls `parametersChanged`).
+    public private(set) var weightCopyCurrent = false
+    /// Whether that copy is memory the ranks of a node share (one copy for all, written as the
+    /// parameters' shared copy is: see Collective.sharedCopy).
+    public let weightCopyShared: Bool
     /// Bounds, grids and maxima of the step's exact sums (ExactSum.swift).
     let exact: ExactStepBuffers
     /// Whether the weight-gradient products read operands rounded to a grid set by their columns'
@@ -69,13 +77,16 @@ public final class Network {
 
     /// `riders`: extra Double slots appended to `exactSums` for the caller (see ExactSumsLayout).
     /// `gradientStorage`, `parameterStorage`: memory for `gradients` and `parameters` that the
-    /// collective reads from the other ranks in place (Collective.sharedStorage), kept alive by the
-    /// caller; by default, the network's own.
+    /// collective reads from the other ranks in place (Collective.sharedStorage, or for the
+    /// parameters one copy for all ranks, Collective.sharedCopy), kept alive by the caller; by
+    /// default, the network's own. `weightCopyStorage`: likewise for the parameters' bf16 copy
+    /// (bf16 precision), one copy for all ranks.
     /// `exactProductsInBF16`: by default where the CPU has bf16 arithmetic (`ExactProducts.bf16ByDefault`);
     /// never where it has none.
     public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32,
                 exactProductsInBF16: Bool = ExactProducts.bf16ByDefault,
-                gradientStorage: UnsafeMutablePointer<Float>? = nil, parameterStorage: UnsafeMutablePointer<Float>? = nil) {
+                gradientStorage: UnsafeMutablePointer<Float>? = nil, parameterStorage: UnsafeMutablePointer<Float>? = nil,
+                weightCopyStorage: UnsafeMutablePointer<UInt16>? = nil) {
         precondition(capacity > 0)
         self.architecture = architecture
         layout = ParameterLayout(architecture)
@@ -97,13 +108,19 @@ public final class Network {
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
         self.precision = precision
         self.exactProductsInBF16 = precision == .bf16 || (exactProductsInBF16 && cpuHasBF16)
-        bf16 = self.exactProductsInBF16 ? BF16Copies(layout: layout, capacity: capacity, weights: precision == .bf16) : nil
+        bf16 = self.exactProductsInBF16
+            ? BF16Copies(layout: layout, capacity: capacity, weights: precision == .bf16, weightStorage: weightCopyStorage) : nil
+        weightCopyShared = precision == .bf16 && weightCopyStorage != nil
         exact = ExactStepBuffers(architecture: architecture, layout: layout, exactCount: exactLayout.count, capacity: capacity)
     }
 
-    /// Fresh He-initialised parameters and running statistics for `seed`.
-    public func reset(seed: UInt64) {
-        initializeParameters(parameters.all, layout: layout, seed: seed)
+    /// Fresh He-initialised parameters (unless `parameters` is false: another rank writes the
+    /// copy this rank shares) and running statistics for `seed`.
+    public func reset(seed: UInt64, parameters writesParameters: Bool = true) {
+        if writesParameters {
+            initializeParameters(parameters.all, layout: layout, seed: seed)
+            weightCopyCurrent = false
+        }
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
         exact.bounds.zero()
     }
@@ -118,11 +135,40 @@ public final class Network {
     /// A copy of the parameters and running statistics.
     public var state: ModelState { ModelState(parameters: parameters.array, runningStats: runningStats.array) }
 
-    /// Replaces the parameters and running statistics (e.g. with a checkpoint's or the best model's).
-    public func load(_ state: ModelState) {
-        parameters.load(state.parameters)
+    /// Replaces the parameters (unless `parameters` is false, as in `reset`) and running
+    /// statistics (e.g. with a checkpoint's or the best model's).
+    public func load(_ state: ModelState, parameters writesParameters: Bool = true) {
+        if writesParameters {
+            parameters.load(state.parameters)
+            weightCopyCurrent = false
+        }
         runningStats.load(state.runningStats)
     }
+
+    /// Says that the parameters were written directly (not through `reset` or `load`): the bf16
+    /// copy is converted again before it is next read.
+    public func parametersChanged() { weightCopyCurrent = false }
+
+    // MARK: The bf16 copy of the weights
+
+    /// The bf16 copy of the parameters (bf16 precision), for an optimizer that writes it as it
+    /// updates them; nil in fp32.
+    public var weightCopy: UnsafeMutablePointer<UInt16>? { bf16?.parameters?.pointer }
+
+    /// Converts the parameters into their bf16 copy, all of them but `range` (which the optimizer
+    /// converted as it updated it), and records the copy as current. Nothing in fp32.
+    public func refreshWeightCopy(except range: Range<Int> = 0..<0) {
+        guard let copy = weightCopy else { return }
+        let (p, c) = (parameters.pointer, copy)
+        if range.lowerBound > 0 { convertToBF16(p, count: range.lowerBound, into: c) }
+        let rest = range.upperBound
+        if rest < layout.count { convertToBF16(p + rest, count: layout.count - rest, into: c + rest) }
+        weightCopyCurrent = true
+    }
+
+    /// Records the bf16 copy as current without converting it: the ranks sharing it wrote it (each
+    /// its part, in the optimizer), or one of them did (see Trainer.rewriteParameters).
+    public func weightCopyWritten() { weightCopyCurrent = weightCopy != nil }
 
     /// The input of hidden block `l` (or of the head when `l == blockCount`).
     func layerInput(_ l: Int) -> UnsafeMutablePointer<Float> {
@@ -194,7 +240,11 @@ public final class Network {
     /// In bf16: refreshes the weights' copy and layer `l`'s input copy (`n` rows) from float32.
     func refreshBF16(weights: Bool = false, input l: Int? = nil, rows n: Int = 0) {
         guard let bf16, precision == .bf16 else { return }
-        if weights, let copy = bf16.parameters { convertToBF16(parameters.pointer, count: layout.count, into: copy.pointer) }
+        if weights, !weightCopyCurrent {
+            // A copy the ranks share is written only by the optimizer and Trainer.rewriteParameters.
+            precondition(!weightCopyShared, "the shared bf16 copy of the parameters is not current")
+            refreshWeightCopy()
+        }
         if let l { convertToBF16(layerInput(l), count: n * architecture.fanIn(l), into: bf16.inputs[l].pointer) }
     }
 

@@ -7,8 +7,11 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
     case allreduceFloat, allreduceDouble, allreduceMinMax, broadcastBuffer, broadcastBytes, barrier
     case reduceScatterRing, allgather, compressedAllreduceRing, allreduceSumAndMax
     /// The reduce-scatter of the weight gradients and the allgather of the parameters in memory the
-    /// ranks of one node share, and the allocation of that memory.
-    case reduceScatterShared, allgatherShared, sharedWindow
+    /// ranks of one node share, the allocation of that memory, and a fence of it (the allgather
+    /// of parameters the ranks keep in one copy is only that).
+    case reduceScatterShared, allgatherShared, sharedWindow, sharedFence
+    /// The sum-and-max reduction in memory the ranks of one node share.
+    case sumAndMaxShared
     /// MPI_Init_thread and the collectives of MPICollective.init.
     case startup
 
@@ -29,6 +32,8 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
         case .reduceScatterShared: return "reduce-scatter (shared memory)"
         case .allgatherShared: return "allgather (shared memory)"
         case .sharedWindow: return "MPI_Win_allocate_shared"
+        case .sharedFence: return "shared-memory fence (MPI_Win_sync, MPI_Barrier)"
+        case .sumAndMaxShared: return "sums and maxima (shared memory)"
         case .startup: return "MPI start-up"
         }
     }

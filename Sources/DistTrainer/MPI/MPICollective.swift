@@ -46,6 +46,9 @@ final class MPICollective: Collective, CommunicationTiming {
     /// Every rank's weight gradients and parameters, in windows of memory shared by the node
     /// (sharedStorage), by the address of this rank's slot.
     private var windows: [NodeSharedWindow] = []
+    /// The sum-and-max reductions in shared memory (the last one in use; one more each time a call
+    /// needed more room than it had).
+    private var reductions: [NodeSharedReduction] = []
 
     /// The window whose slot for this rank is exactly `buffer`, if any.
     private func window(of buffer: UnsafeMutableBufferPointer<Float>) -> NodeSharedWindow? {
@@ -151,6 +154,7 @@ final class MPICollective: Collective, CommunicationTiming {
         guard !finalized else { return }
         finalized = true
         for window in windows { window.free() }
+        for reduction in reductions { reduction.free() }
         MPI_Finalize()
     }
 
@@ -180,6 +184,17 @@ final class MPICollective: Collective, CommunicationTiming {
     func allreduceSumAndMax(sums: UnsafeMutableBufferPointer<Double>, maxima: UnsafeMutableBufferPointer<Double>) throws {
         let n = max(sums.count, maxima.count)
         guard size > 1, n > 0 else { return }
+        if sharesMemory, let node {
+            let needed = sums.count + maxima.count
+            if (reductions.last?.capacity ?? 0) < needed {
+                // Every rank makes the same calls with the same sizes, so every rank grows it here.
+                try timed(.sharedWindow, needed) {
+                    reductions.append(try NodeSharedReduction(capacity: max(needed, 4096), comm: node, size: size, rank: rank))
+                }
+            }
+            let reduction = reductions[reductions.count - 1]
+            return try timed(.sumAndMaxShared, needed) { try reduction.sumAndMax(sums: sums, maxima: maxima) }
+        }
         if pairs.count < 2 * n { pairs = Buffer(count: 2 * n) }
         let p = pairs.pointer
         for i in 0..<n {
@@ -236,10 +251,29 @@ final class MPICollective: Collective, CommunicationTiming {
         guard sharesMemory, let node else { return nil }
         // Collective like any other: the watchdog sees a rank that never arrives.
         var window: NodeSharedWindow?
-        try timed(.sharedWindow, count) { window = try NodeSharedWindow(count: count, comm: node, size: size) }
+        try timed(.sharedWindow, count) { window = try NodeSharedWindow(count: count, comm: node, size: size, rank: rank) }
         guard let window else { return nil }
         windows.append(window)
         return window.slots[rank]
+    }
+
+    /// One copy of `count` Floats for all ranks (the whole job on one node), which rank 0 allocates:
+    /// the parameters, which every rank's Adam updates in its own part where every rank reads them,
+    /// so that the allgather is only a fence (NodeSharedMemory.swift).
+    func sharedCopy(count: Int) throws -> UnsafeMutablePointer<Float>? {
+        guard sharesMemory, let node else { return nil }
+        var window: NodeSharedWindow?
+        try timed(.sharedWindow, count) { window = try NodeSharedWindow(count: count, comm: node, size: size, rank: rank, single: true) }
+        guard let window else { return nil }
+        windows.append(window)
+        return window.slots[rank]
+    }
+
+    /// A fence of the node's shared memory: a barrier with the memory synchronised on both sides
+    /// (the job's ranks are the node's whenever memory is shared).
+    func synchronizeShared() throws {
+        guard let window = windows.first else { return try barrier() }
+        try timed(.sharedFence, 0) { try window.fence() }
     }
 
     /// The reduce-scatter in shared memory: after a fence, this rank adds every other rank's values
@@ -300,6 +334,8 @@ final class MPICollective: Collective, CommunicationTiming {
     /// every other rank's part from where it lies. The next reduce-scatter's fence keeps an owner
     /// from writing its part again before every rank has copied it.
     private func allgatherShared(_ window: NodeSharedWindow, partition: Partition) throws {
+        // One copy for all: every part is already where every rank reads it.
+        if window.single { return try timed(.allgatherShared, 0) { try window.fence() } }
         try timed(.allgatherShared, window.count) {
             try window.fence()
             for q in 0..<size where q != rank {
@@ -328,6 +364,8 @@ final class MPICollective: Collective, CommunicationTiming {
     }
 
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+        // One copy for all holds the root's values already (its writes were one rank's, see sharedCopy).
+        if let window = window(of: buffer), window.single { return try synchronizeShared() }
         try timed(.broadcastBuffer, buffer.count) { try MPICollective.check(
             MPI_Bcast(buffer.baseAddress, Int32(buffer.count), cmpi_float(), Int32(root), world), "MPI_Bcast") }
     }

@@ -63,6 +63,8 @@ public final class Trainer {
     /// With `accumulate` K > 1: the sum of the step's reduced minibatch gradients so far, in Double
     /// (this rank's updated part); allocated once, empty without accumulation.
     let accumulatedGradients: Buffer<Double>
+    /// Whether the ranks of this node keep one copy of the parameters for all (Collective.sharedCopy).
+    let parametersShared: Bool
 
     /// Rows evaluated at once in inference mode (bounded for memory, large for sgemm efficiency).
     public static let evaluationChunk = 256
@@ -77,26 +79,32 @@ public final class Trainer {
         let arch = config.architecture(inputWidth: split.train.width, classCount: split.train.classCount)
         shard = shardRange(batch: config.batchSize, rank: collective.rank, size: collective.size)
         let largestShard = (config.batchSize + collective.size - 1) / collective.size
-        // Ranks sharing a node may read each other's gradients and parameters in place (the sharded
-        // step only: a compressed allreduce works on copies, and every rank updates every parameter).
+        // Ranks sharing a node read each other's gradients in place, and keep one copy of the
+        // parameters (and of their bf16 copy) for all (the sharded step only: a compressed allreduce
+        // works on copies, and every rank updates every parameter). See Collective.sharedCopy for
+        // the rules of writing a shared copy, which `rewriteParameters` keeps.
         let sharing = config.gradientCompression == .none
         let count = ParameterLayout(arch).count
         let sharedGradients = sharing ? try collective.sharedStorage(count: count) : nil
-        let sharedParameters = sharing ? try collective.sharedStorage(count: count) : nil
+        let sharedParameters = sharing ? try collective.sharedCopy(count: count) : nil
+        // bf16 values, two to a Float.
+        let sharedWeightCopy = sharing && sharedParameters != nil && config.precision == .bf16
+            ? try collective.sharedCopy(count: (count + 1) / 2).map { UnsafeMutableRawPointer($0).bindMemory(to: UInt16.self, capacity: count) } : nil
+        parametersShared = sharedParameters != nil
         network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 2, precision: config.precision,
-                          gradientStorage: sharedGradients, parameterStorage: sharedParameters)
+                          gradientStorage: sharedGradients, parameterStorage: sharedParameters, weightCopyStorage: sharedWeightCopy)
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
         optimizer = config.gradientCompression == .none ? ShardedAdam(adam: adam, collective: collective)
             : ReplicatedAdam(adam: adam, compression: config.gradientCompression)
         stepsPerEpoch = split.train.count / config.samplesPerStep
         let accumulating = config.accumulate > 1
         accumulatedGradients = Buffer(count: accumulating ? network.layout.count : 0)
-        startLearningRate()
+        try startLearningRate()
     }
 
     /// Fresh parameters and optimiser for the current learning rate, identical on every rank.
-    func startLearningRate() {
-        network.reset(seed: config.seed)
+    func startLearningRate() throws {
+        try rewriteParameters { writes in network.reset(seed: config.seed, parameters: writes) }
         adam.reset()
         let lr = position.lrIndex
         position = TrainingPosition()
@@ -104,6 +112,20 @@ public final class Trainer {
     }
 
     var isRoot: Bool { collective.rank == 0 }
+
+    /// Runs `write`, which sets the parameters (and whatever else it sets) to values every rank
+    /// computes alike, told whether this rank writes the parameters. Each rank writes its own
+    /// copy; the one copy the ranks of a node share (`parametersShared`) rank 0 alone writes, with
+    /// its bf16 copy, between two fences: no rank still reads the old values while it writes, and
+    /// every rank sees the new ones after it (the rules of Collective.sharedCopy).
+    func rewriteParameters(_ write: (_ writesParameters: Bool) -> Void) throws {
+        guard parametersShared else { return write(true) }
+        try collective.synchronizeShared()
+        write(isRoot)
+        if isRoot { network.refreshWeightCopy() }
+        try collective.synchronizeShared()
+        network.weightCopyWritten()
+    }
 
     // MARK: - The loop
 
@@ -129,7 +151,7 @@ public final class Trainer {
                 }
             }
             position.lrIndex += 1
-            if position.lrIndex < config.learningRates.count { startLearningRate() }
+            if position.lrIndex < config.learningRates.count { try startLearningRate() }
         }
         return .completed
     }
@@ -139,6 +161,8 @@ public final class Trainer {
     /// different model.
     func startRun() throws {
         try collective.broadcast(network.parameters.all, root: 0)
+        // A rank's own copy may have changed (a shared one was written by rank 0 alone, its bf16 copy with it).
+        if !parametersShared { network.parametersChanged() }
         try collective.broadcast(network.runningStats.all, root: 0)
         if isRoot {
             observer?.runStarted(lr: config.learningRates[position.lrIndex], lrIndex: position.lrIndex,
@@ -375,15 +399,15 @@ public final class Trainer {
 
     // MARK: - Final evaluation
 
-    /// Loads the best model into the network (no-op if there is none).
-    public func loadBest() {
+    /// Loads the best model into the network (no-op if there is none; collective).
+    public func loadBest() throws {
         guard let best else { return }
-        network.load(best.state)
+        try rewriteParameters { writes in network.load(best.state, parameters: writes) }
     }
 
     /// Evaluates the best model on `images` (collective).
     public func evaluateBest(on images: LabeledData) throws -> Evaluation {
-        loadBest()
+        try loadBest()
         return try evaluate(network, on: images, collective: collective)
     }
 }

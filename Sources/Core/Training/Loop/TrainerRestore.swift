@@ -55,7 +55,7 @@ extension Trainer {
             throw TrainerError("\(path): checkpoint was trained on \(sweep.data.trainSamples) train / \(sweep.data.validationSamples) validation samples, the data gives \(train.count) / \(validation.count)")
         }
         try sweep.validate(config: config, savedEpochs: snapshot.config.epochs, stepsPerEpoch: stepsPerEpoch, path: path)
-        network.load(snapshot.model)
+        try rewriteParameters { writes in network.load(snapshot.model, parameters: writes) }
         network.sumBounds = snapshot.sumBounds
         adam.m.load(snapshot.moments.m)
         adam.v.load(snapshot.moments.v)

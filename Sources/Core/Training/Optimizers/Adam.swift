@@ -46,8 +46,8 @@ public final class AdamState {
 
     /// Applies one update with learning rate `lr` to all `params` from `grads` (`m.count` entries).
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, lr: Float,
-                       weightDecay: Float = 0, decayed: [Range<Int>] = []) {
-        update(params: params, grads: grads, range: 0..<m.count, lr: lr, weightDecay: weightDecay, decayed: decayed)
+                       weightDecay: Float = 0, decayed: [Range<Int>] = [], bf16Copy: UnsafeMutablePointer<UInt16>? = nil) {
+        update(params: params, grads: grads, range: 0..<m.count, lr: lr, weightDecay: weightDecay, decayed: decayed, bf16Copy: bf16Copy)
     }
 
     /// Applies one update with learning rate `lr` to parameters `range` only: `params` is the whole
@@ -56,8 +56,11 @@ public final class AdamState {
     ///
     /// With `weightDecay` > 0 (AdamW), the parameters in `decayed` (the Dense weights) first shrink
     /// by lr · weightDecay, decoupled from the gradient as Loshchilov & Hutter and PyTorch's AdamW do.
+    /// With `bf16Copy` (the whole buffer's bfloat16 copy, bf16 precision), each updated parameter is
+    /// also written there, rounded as `convertToBF16` does, while it is at hand: a separate pass
+    /// would read all the parameters again.
     public func update(params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>, lr: Float,
-                       weightDecay: Float = 0, decayed: [Range<Int>] = []) {
+                       weightDecay: Float = 0, decayed: [Range<Int>] = [], bf16Copy: UnsafeMutablePointer<UInt16>? = nil) {
         precondition(range.lowerBound >= 0 && range.upperBound <= m.count)
         step += 1
         if weightDecay > 0 {
@@ -82,8 +85,9 @@ public final class AdamState {
         let (b1, b2) = (Float(beta1), Float(beta2))
         let (c1, c2) = (Float(1 - beta1), Float(1 - beta2))
         let (mp, vp, p) = (m.pointer + range.lowerBound, v.pointer + range.lowerBound, params + range.lowerBound)
-        // Memory-bound: split across the compute threads (each element's arithmetic is the same).
-        parallelFor(range.count, work: 4 * range.count) { part in
+        // The Adam loop on its own, for the compiler to vectorise: over `part`, or with a bf16 copy
+        // over blocks of it small enough to stay in the nearest cache, each converted right after.
+        func adam(_ part: Range<Int>) {
             for i in part {
                 let g = grads[i]
                 let mi = b1 * mp[i] + c1 * g
@@ -93,5 +97,20 @@ public final class AdamState {
                 p[i] -= stepSize * mi / (vi.squareRoot() + epsHat)
             }
         }
+        if let bf16Copy {
+            let copy = bf16Copy + range.lowerBound
+            parallelFor(range.count, work: 4 * range.count) { part in
+                var start = part.lowerBound
+                while start < part.upperBound {
+                    let block = start..<min(start + 2048, part.upperBound)
+                    adam(block)
+                    for i in block { copy[i] = bf16Bits(p[i]) }
+                    start = block.upperBound
+                }
+            }
+            return
+        }
+        // Memory-bound: split across the compute threads (each element's arithmetic is the same).
+        parallelFor(range.count, work: 4 * range.count) { part in adam(part) }
     }
 }

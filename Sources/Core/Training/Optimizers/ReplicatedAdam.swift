@@ -27,7 +27,8 @@ public final class ReplicatedAdam: DataParallelOptimizer {
 
     public func update(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
         adam.update(params: network.parameters.pointer, grads: network.gradients.pointer, lr: lr,
-                    weightDecay: weightDecay, decayed: network.layout.denseWeights)
+                    weightDecay: weightDecay, decayed: network.layout.denseWeights, bf16Copy: network.weightCopy)
+        network.weightCopyWritten()
     }
 
     /// Every rank updates every moment: nothing to gather.

@@ -34,12 +34,15 @@ public final class ShardedAdam: DataParallelOptimizer {
         network.writeExactGradients(into: network.gradients.pointer + range.lowerBound, range: range)
     }
 
-    /// Adam on this rank's part, then the allgather of the parameters.
+    /// Adam on this rank's part (in bf16 precision writing its part of the weights' bf16 copy as
+    /// it goes), then the allgather of the parameters. The other parts of a bf16 copy of its own a
+    /// rank converts afterwards; a copy the node's ranks share has all its parts written by then.
     public func update(_ network: Network, collective: Collective, lr: Float, weightDecay: Float = 0) throws {
         let range = updatedRange
         adam.update(params: network.parameters.pointer, grads: network.gradients.pointer + range.lowerBound, range: range, lr: lr,
-                    weightDecay: weightDecay, decayed: network.layout.denseWeights)
+                    weightDecay: weightDecay, decayed: network.layout.denseWeights, bf16Copy: network.weightCopy)
         try collective.allgather(network.parameters.all, partition: partition)
+        if network.weightCopyShared { network.weightCopyWritten() } else { network.refreshWeightCopy(except: range) }
     }
 
     /// Makes the moments current on every rank (each rank's own part to all), for checkpoints.

@@ -249,8 +249,9 @@ public final class Network {
     }
 
     /// One training step's matrix products and nothing else: every Dense layer's forward product
-    /// (with its fused bias and ReLU), weight gradient and input gradient, and in bf16 the copies a
-    /// step converts, on whatever the buffers hold — what `dist-trainer roofline` times as the bound
+    /// (with its fused bias and ReLU), weight gradient and input gradient, and in bf16 the copies of
+    /// the activations a step converts (not the weights': Adam writes their copy as it updates them,
+    /// so only the first call converts it), on whatever the buffers hold — what `dist-trainer roofline` times as the bound
     /// of a step. The same calls as `forwardTrain` and `backward` make, without the passes between;
     /// the weight gradients in the precision's own format, or with `asTrained` as a training step
     /// computes them (from the bf16 copies of their rounded operands where `exactProductsInBF16`).

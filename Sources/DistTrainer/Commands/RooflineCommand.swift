@@ -26,7 +26,7 @@ struct RooflineCommand: ParsableCommand {
     @Option(help: "Training samples per epoch.") var samples: Int = 48_000
     @Option(help: "Pixels per image.") var inputWidth: Int = 784
     @Option(help: "Classes (the head's outputs).") var classes: Int = 10
-    @Option(help: "Number format of the products: fp32, or bf16 (the conversions to bf16 a step needs are timed too).")
+    @Option(help: "Number format of the products: fp32, or bf16 (the conversions of activations to bf16 a step needs are timed too).")
     var precision: ProductPrecision = .fp32
     @Flag(help: "Time the weight-gradient products as training computes them (bf16 copies of exact operands where the CPU has bf16 arithmetic).")
     var asTrained = false

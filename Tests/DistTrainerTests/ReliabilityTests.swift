@@ -183,20 +183,26 @@ final class ReliabilityTests: XCTestCase {
     }
 
     /// A rank that stops responding: the others' watchdog ends the job with a message naming the
-    /// collective and the step, instead of hanging forever.
+    /// collective and the step, instead of hanging forever. Both ways the ranks of one node
+    /// combine the step's first sums: in node-shared memory (the default, whose waiting is an
+    /// MPI_Barrier inside) and through MPI_Allreduce ($DIST_TRAINER_SHARED_MEMORY=0, as across hosts).
     func testHungRankEndedByWatchdog() throws {
         _ = try mpirunPath()
         let tmp = try temporaryDirectory(self)
         try writeSyntheticDataset(to: tmp + "/data", train: 2000, test: 100)
-        let r = try runMPI(2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run", "--collective-timeout", "2"] + small,
-                           environment: ["DIST_TRAINER_FAULT": "hang:1:5"], timeout: 60)
-        XCTAssertFalse(r.timedOut, "the job hung")
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssertLessThan(r.seconds, 15)
-        XCTAssertTrue(r.stderr.contains("rank 0: MPI_Allreduce") && r.stderr.contains("epoch 1 step 5")
-                      && r.stderr.contains("has not completed after"), r.stderr)
-        usleep(500_000)
-        XCTAssertEqual(processes(matching: tmp + "/run"), [], "processes left behind")
+        for (shared, collective) in [("1", "sums and maxima (shared memory)"), ("0", "MPI_Allreduce (sums and maxima)")] {
+            let r = try runMPI(2, ["train", "--data-dir", tmp + "/data", "--run-dir", tmp + "/run" + shared, "--collective-timeout", "2"] + small,
+                               environment: ["DIST_TRAINER_FAULT": "hang:1:5", "DIST_TRAINER_SHARED_MEMORY": shared], timeout: 60)
+            XCTAssertFalse(r.timedOut, "the job hung")
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertLessThan(r.seconds, 15)
+            // Rank 1 stops before its 5th step; rank 0 waits in that step's first collective, the
+            // BatchNorm sums of the first block's forward pass.
+            XCTAssertTrue(r.stderr.contains("rank 0: \(collective) of ") && r.stderr.contains("epoch 1 step 5")
+                          && r.stderr.contains("has not completed after"), r.stderr)
+            usleep(500_000)
+            XCTAssertEqual(processes(matching: tmp + "/run" + shared), [], "processes left behind")
+        }
     }
 
     /// SIGTERM to mpirun (Slurm preemption) and Ctrl-C: the ranks finish the current step, rank 0

@@ -176,6 +176,15 @@ final class MatrixProductTests: XCTestCase {
             // Three row parts (43, 43, 42), each in bf16, added in float32 in another order.
             let parts = [(85, 43), (0, 43), (43, 42)].map { product16(first: $0.0, count: $0.1) }
             XCTAssertEqual((0..<whole.count).map { parts[0][$0] + parts[1][$0] + parts[2][$0] }, whole, "row parts, \(threads) threads")
+            // The rows of dW from some of x's columns, read in place (what a rank computes of its
+            // part of the parameters from the shared operands): those rows of the whole product.
+            for (first, count) in [(0, 37), (37, 43), (79, 1)] {
+                let dW = Buffer<Float>(count: count * fanOut)
+                MatrixEngine.shared.weightGradient(x: x16.pointer + first, dy: dy16.pointer, rows: rows, fanIn: count, fanOut: fanOut,
+                                                   inputStride: fanIn, dWeight: dW.pointer)
+                XCTAssertEqual(dW.array, Array(whole[(first * fanOut)..<((first + count) * fanOut)]),
+                               "dW rows \(first)..<\(first + count) from x's columns, \(threads) threads")
+            }
         }
         // Below the rule: two operands of 2^-64 make 2^-128, which float32 keeps (subnormal) and
         // the bf16 instructions flush to zero.

@@ -40,6 +40,10 @@ final class RankInvarianceTests: XCTestCase {
         let data = Suite.data
         let replicas = try runRanks(n, sharedMemory: sharedMemory) { c in
             let trainer = try Trainer(config: config, split: data, collective: c)
+            // Sharing memory, ranks whose products read bf16 copies share those copies' weight-gradient
+            // operands too, and compute their parts of the gradients from them (no reduce-scatter).
+            let shares = sharedMemory && Network.usesBF16Products(precision: config.precision)
+            XCTAssertEqual(trainer.network.sharedOperands != nil, shares, "\(n) ranks: shared weight-gradient operands", file: file, line: line)
             return Replica(trainer, outcome: try trainer.run())
         }
         for (r, other) in replicas.enumerated().dropFirst() {

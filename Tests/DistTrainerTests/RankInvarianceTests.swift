@@ -72,11 +72,14 @@ final class RankInvarianceEndToEndTests: XCTestCase {
         for np in [2, 3, 4] {
             try run(np, common + ["--run-dir", tmp + "/np\(np)"])
             try assertSameBits(tmp + "/np1", tmp + "/np\(np)", "np=\(np)")
-            // On one node the gradients are reduced in shared memory, and the ranks keep one copy
-            // of the parameters, so the allgather is a fence and so are the writes of each
-            // learning rate's fresh weights, rank 0's alone (NodeSharedMemory.swift).
+            // On one node the ranks keep one copy of the parameters, so the allgather is a fence
+            // and so are the writes of each learning rate's fresh weights, rank 0's alone
+            // (NodeSharedMemory.swift). The weight gradients: where the products read bf16 copies,
+            // each rank's part computed from every rank's rows of the operands they share (no
+            // reduction); otherwise reduced in shared memory (as in the float32-products run below).
             let collectives = try readJSON(tmp + "/np\(np)/summary.json")["collectives"] as? [String: Any] ?? [:]
-            XCTAssertNotNil(collectives["reduce-scatter (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
+            XCTAssertEqual(collectives["weight-gradient operands fence (shared memory)"] != nil, cpuHasBF16, "np=\(np): \(collectives.keys.sorted())")
+            XCTAssertEqual(collectives["reduce-scatter (shared memory)"] != nil, !cpuHasBF16, "np=\(np): \(collectives.keys.sorted())")
             XCTAssertNotNil(collectives["allgather (shared memory)"], "np=\(np): \(collectives.keys.sorted())")
             XCTAssertNotNil(collectives["shared-memory fence (MPI_Win_sync, MPI_Barrier)"], "np=\(np): \(collectives.keys.sorted())")
             // And the per-feature sums and maxima are combined there too.
@@ -101,6 +104,9 @@ final class RankInvarianceEndToEndTests: XCTestCase {
         // bf16 copies this CPU may use.
         try run(2, common + ["--run-dir", tmp + "/np2-fp32-products"], environment: ["DIST_TRAINER_EXACT_PRODUCTS": "fp32"])
         try assertSameBits(tmp + "/np1", tmp + "/np2-fp32-products", "np=2 with float32 weight-gradient products")
+        let fp32Products = try readJSON(tmp + "/np2-fp32-products/summary.json")["collectives"] as? [String: Any] ?? [:]
+        XCTAssertNotNil(fp32Products["reduce-scatter (shared memory)"], "\(fp32Products.keys.sorted())")
+        XCTAssertNil(fp32Products["weight-gradient operands fence (shared memory)"], "\(fp32Products.keys.sorted())")
         // Not vacuous: the runs trained, and another seed gives other bits.
         XCTAssertGreaterThan(try readJSON(tmp + "/np1/summary.json")["test"].flatMap { $0 as? [String: Any] }?["accuracy"] as? Double ?? 0, 0.5)
         try run(1, common + ["--run-dir", tmp + "/seed13", "--seed", "13"])

@@ -63,6 +63,9 @@ public protocol Collective: AnyObject {
     /// Waits until every rank has arrived; what any rank wrote to shared memory (`sharedStorage`,
     /// `sharedCopy`) before it, every rank sees after it.
     func synchronizeShared() throws
+    /// `synchronizeShared` between a step's writing of the weight-gradient operands the ranks
+    /// share (SharedProductOperands) and their products; apart so that a collective may count it apart.
+    func synchronizeOperands() throws
 }
 
 extension Collective {
@@ -70,4 +73,5 @@ extension Collective {
     public func sharedStorage(count: Int) throws -> UnsafeMutablePointer<Float>? { nil }
     public func sharedCopy(count: Int) throws -> UnsafeMutablePointer<Float>? { nil }
     public func synchronizeShared() throws { try barrier() }
+    public func synchronizeOperands() throws { try synchronizeShared() }
 }

@@ -3,7 +3,9 @@
 //
 // A replica trains on its shard of the global minibatch. A step ends in two reductions:
 //  - `gradients` (Float, ParameterLayout order): all weight gradients in one buffer, reduced in
-//    one call (a reduce-scatter feeding the sharded optimizer step, or an allreduce);
+//    one call (a reduce-scatter feeding the sharded optimizer step, or an allreduce); or, where the
+//    ranks of a node share the products' operands (SharedProductOperands), not reduced at all:
+//    each rank computes its part of them from every rank's rows;
 //  - `exactSums` (Double, a few thousand values): the per-feature gradients (every bias, BatchNorm
 //    scale and shift), the loss sum and correct count, and in BatchNorm mode `local` each block's
 //    Σa and Σa² for merging running statistics.
@@ -63,6 +65,14 @@ public final class Network {
     /// Whether that copy is memory the ranks of a node share (one copy for all, written as the
     /// parameters' shared copy is: see Collective.sharedCopy).
     public let weightCopyShared: Bool
+    /// The weight-gradient operands of the whole global batch in memory the node's ranks share,
+    /// when the caller gave it: then a step's weight gradients wait for `computeSharedWeightGradients`.
+    public let sharedOperands: SharedProductOperands?
+    /// Whether this step's operands are in `sharedOperands` and its weight gradients still to be
+    /// computed (by `computeSharedWeightGradients`; `gradients` holds none of them meanwhile).
+    public internal(set) var weightGradientsPending = false
+    /// The global batch of the pending weight gradients.
+    var pendingRows = 0
     /// Bounds, grids and maxima of the step's exact sums (ExactSum.swift).
     let exact: ExactStepBuffers
     /// Whether the weight-gradient products read operands rounded to a grid set by their columns'
@@ -80,13 +90,15 @@ public final class Network {
     /// collective reads from the other ranks in place (Collective.sharedStorage, or for the
     /// parameters one copy for all ranks, Collective.sharedCopy), kept alive by the caller; by
     /// default, the network's own. `weightCopyStorage`: likewise for the parameters' bf16 copy
-    /// (bf16 precision), one copy for all ranks.
+    /// (bf16 precision), one copy for all ranks. `sharedOperands`: the weight-gradient operands of
+    /// the global batch in memory the ranks share (only where the products read bf16 copies, see
+    /// `usesBF16Products`).
     /// `exactProductsInBF16`: by default where the CPU has bf16 arithmetic (`ExactProducts.bf16ByDefault`);
     /// never where it has none.
     public init(architecture: Architecture, capacity: Int, riders: Int = 0, precision: ProductPrecision = .fp32,
                 exactProductsInBF16: Bool = ExactProducts.bf16ByDefault,
                 gradientStorage: UnsafeMutablePointer<Float>? = nil, parameterStorage: UnsafeMutablePointer<Float>? = nil,
-                weightCopyStorage: UnsafeMutablePointer<UInt16>? = nil) {
+                weightCopyStorage: UnsafeMutablePointer<UInt16>? = nil, sharedOperands: SharedProductOperands? = nil) {
         precondition(capacity > 0)
         self.architecture = architecture
         layout = ParameterLayout(architecture)
@@ -107,11 +119,20 @@ public final class Network {
         }
         initializeRunningStats(runningStats.all, layout: statsLayout, widths: architecture.hidden)
         self.precision = precision
-        self.exactProductsInBF16 = precision == .bf16 || (exactProductsInBF16 && cpuHasBF16)
+        self.exactProductsInBF16 = Network.usesBF16Products(precision: precision, requested: exactProductsInBF16)
+        precondition(sharedOperands == nil || self.exactProductsInBF16, "shared weight-gradient operands are bf16 copies")
+        self.sharedOperands = sharedOperands
         bf16 = self.exactProductsInBF16
             ? BF16Copies(layout: layout, capacity: capacity, weights: precision == .bf16, weightStorage: weightCopyStorage) : nil
         weightCopyShared = precision == .bf16 && weightCopyStorage != nil
         exact = ExactStepBuffers(architecture: architecture, layout: layout, exactCount: exactLayout.count, capacity: capacity)
+    }
+
+    /// Whether a network of `precision` computes its exact weight-gradient products from bf16
+    /// copies (`exactProductsInBF16`): in bf16, and in fp32 where requested and the CPU has bf16
+    /// arithmetic.
+    public static func usesBF16Products(precision: ProductPrecision, requested: Bool = ExactProducts.bf16ByDefault) -> Bool {
+        precision == .bf16 || (requested && cpuHasBF16)
     }
 
     /// Fresh He-initialised parameters (unless `parameters` is false: another rank writes the
@@ -421,9 +442,10 @@ public final class Network {
     /// The part of a data-parallel step before the weight gradients are reduced: forward, loss,
     /// backward, then `finishStep` (the reduction of the per-feature values and the local weight
     /// gradients). Afterwards `gradients` holds this rank's partial weight gradients (its shard's
-    /// share of the global-batch mean), and `exactSums` the global per-feature gradients, loss and
-    /// correct count. The data-parallel optimizer (ShardedAdam, or ReplicatedAdam with compressed
-    /// gradients) then reduces the weight gradients in its step.
+    /// share of the global-batch mean), or with `sharedOperands` none yet (`weightGradientsPending`),
+    /// and `exactSums` the global per-feature gradients, loss and correct count. The data-parallel
+    /// optimizer (ShardedAdam, or ReplicatedAdam with compressed gradients) then reduces the weight
+    /// gradients in its step, or computes its part of them from the shared operands.
     public func computeLocalGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
         try forwardTrain(ctx, collective: collective)
         lossAndGradient(ctx)
@@ -432,11 +454,16 @@ public final class Network {
     }
 
     /// A whole data-parallel gradient computation: `computeLocalGradients`, then one allreduce of all
-    /// weight gradients, so that `gradients` holds the global-batch gradient on every rank (used by
-    /// `dist-trainer check` and the tests; training reduce-scatters instead, see ShardedAdam).
+    /// weight gradients (or all of them from the shared operands), so that `gradients` holds the
+    /// global-batch gradient on every rank (used by `dist-trainer check` and the tests; training
+    /// reduce-scatters instead, see ShardedAdam).
     public func computeGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
         let tally = try computeLocalGradients(ctx, collective: collective)
-        try collective.allreduceSum(gradients.all)
+        if weightGradientsPending {
+            try computeSharedWeightGradients(of: 0..<layout.count, collective: collective)
+        } else {
+            try collective.allreduceSum(gradients.all)
+        }
         writeExactGradients(into: gradients.pointer, range: 0..<layout.count)
         return tally
     }

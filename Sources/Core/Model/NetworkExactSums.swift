@@ -207,17 +207,45 @@ extension Network {
     /// With `exactProductsInBF16` (bf16 precision, and fp32 on a CPU with bf16 arithmetic) the rounded
     /// operands are written straight into the product's bfloat16 copies (in the rounding's pass;
     /// the float32 values stay as they were, and nothing reads them again) and the product reads those.
+    /// With `sharedOperands` the copies are this rank's rows of the global batch's, and the products
+    /// wait for `computeSharedWeightGradients`.
     func computeWeightGradients(_ ctx: StepContext) {
         let (x, bits) = (exact, productBits(rows: ctx.globalBatch))
+        let shared = roundsProductOperands ? sharedOperands.flatMap { ctx.globalBatch <= $0.rows ? $0 : nil } : nil
         for l in 0...blocks.count {
             let slot = l < blocks.count ? layout.dense[l] : layout.head
             if roundsProductOperands {
+                let (inputCopy, gradientCopy) = shared.map { ($0.inputs[l] + ctx.firstRow * slot.fanIn, $0.gradients[l] + ctx.firstRow * slot.fanOut) }
+                    ?? (bf16?.inputs[l].pointer, bf16?.gradients[l].pointer)
                 roundColumns(layerInput(l), rows: ctx.rows, width: slot.fanIn, maxima: x.finalMaxima.pointer + x.inputMaxima[l],
-                             bits: bits, scratch: x.roundScratch.pointer, bf16: bf16?.inputs[l].pointer)
+                             bits: bits, scratch: x.roundScratch.pointer, bf16: inputCopy)
                 roundColumns(outputGradient(l), rows: ctx.rows, width: slot.fanOut, maxima: x.finalMaxima.pointer + x.outputMaxima[l],
-                             bits: bits, scratch: x.roundScratch.pointer, bf16: bf16?.gradients[l].pointer)
+                             bits: bits, scratch: x.roundScratch.pointer, bf16: gradientCopy)
             }
-            weightGradientProduct(l, rows: ctx.rows, copiesCurrent: roundsProductOperands)
+            if shared == nil { weightGradientProduct(l, rows: ctx.rows, copiesCurrent: roundsProductOperands) }
+        }
+        (weightGradientsPending, pendingRows) = (shared != nil, ctx.globalBatch)
+    }
+
+    /// The pending weight gradients of parameters `range`, over the whole global batch, into
+    /// `gradients` (collective: a fence first, after which every rank's rows of the shared operands
+    /// are written). That is the global gradient of those parameters, the one a reduce-scatter of
+    /// the ranks' partial gradients gives, bit for bit (see SharedProductOperands). A weight row
+    /// that `range` cuts is computed whole; its entries outside `range` are not this rank's to use.
+    /// Nothing is done when no weight gradients are pending.
+    public func computeSharedWeightGradients(of range: Range<Int>, collective: Collective) throws {
+        guard weightGradientsPending, let s = sharedOperands else { return }
+        weightGradientsPending = false
+        try collective.synchronizeOperands()
+        let start = profile == nil ? 0 : StepProfile.now()
+        defer { if let profile { profile.add(.weightGradientProducts, since: start) } }
+        for (l, slot) in layout.allDense.enumerated() {
+            let (first, end) = (max(range.lowerBound, slot.weight), min(range.upperBound, slot.weight + slot.fanIn * slot.fanOut))
+            guard first < end else { continue }
+            let (row, endRow) = ((first - slot.weight) / slot.fanOut, (end - slot.weight + slot.fanOut - 1) / slot.fanOut)
+            MatrixEngine.shared.weightGradient(x: s.inputs[l] + row, dy: s.gradients[l], rows: pendingRows, fanIn: endRow - row,
+                                               fanOut: slot.fanOut, inputStride: slot.fanIn,
+                                               dWeight: gradients.pointer + slot.weight + row * slot.fanOut)
         }
     }
 }

@@ -10,6 +10,9 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
     /// ranks of one node share, the allocation of that memory, and a fence of it (the allgather
     /// of parameters the ranks keep in one copy is only that).
     case reduceScatterShared, allgatherShared, sharedWindow, sharedFence
+    /// The fence between the ranks' writing of the weight-gradient operands they share and the
+    /// products that read every rank's rows (in place of the reduce-scatter).
+    case operandFence
     /// The sum-and-max reduction in memory the ranks of one node share.
     case sumAndMaxShared
     /// MPI_Init_thread and the collectives of MPICollective.init.
@@ -33,6 +36,7 @@ enum CollectiveOperation: Int, CaseIterable, Sendable {
         case .allgatherShared: return "allgather (shared memory)"
         case .sharedWindow: return "MPI_Win_allocate_shared"
         case .sharedFence: return "shared-memory fence (MPI_Win_sync, MPI_Barrier)"
+        case .operandFence: return "weight-gradient operands fence (shared memory)"
         case .sumAndMaxShared: return "sums and maxima (shared memory)"
         case .startup: return "MPI start-up"
         }

@@ -276,6 +276,11 @@ final class MPICollective: Collective, CommunicationTiming {
         try timed(.sharedFence, 0) { try window.fence() }
     }
 
+    func synchronizeOperands() throws {
+        guard let window = windows.first else { return try barrier() }
+        try timed(.operandFence, 0) { try window.fence() }
+    }
+
     /// The reduce-scatter in shared memory: after a fence, this rank adds every other rank's values
     /// of its own part, read where they lie, to its own (in rank order; the sums are exact either way).
     private func reduceScatterShared(_ window: NodeSharedWindow, partition: Partition) throws {

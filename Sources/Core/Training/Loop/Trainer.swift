@@ -91,8 +91,20 @@ public final class Trainer {
         let sharedWeightCopy = sharing && sharedParameters != nil && config.precision == .bf16
             ? try collective.sharedCopy(count: (count + 1) / 2).map { UnsafeMutableRawPointer($0).bindMemory(to: UInt16.self, capacity: count) } : nil
         parametersShared = sharedParameters != nil
+        // With one copy of the parameters, the weight-gradient products' bf16 operands of the whole
+        // batch are shared too: each rank computes its part of the gradients from every rank's rows
+        // (ShardedAdam.reduce), and no gradient is reduced.
+        var sharedOperands: SharedProductOperands?
+        if parametersShared && Network.usesBF16Products(precision: config.precision) {
+            let values = SharedProductOperands.count(layout: ParameterLayout(arch), rows: config.batchSize)
+            sharedOperands = try collective.sharedCopy(count: (values + 1) / 2).map {
+                SharedProductOperands(storage: UnsafeMutableRawPointer($0).bindMemory(to: UInt16.self, capacity: values),
+                                      layout: ParameterLayout(arch), rows: config.batchSize)
+            }
+        }
         network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 2, precision: config.precision,
-                          gradientStorage: sharedGradients, parameterStorage: sharedParameters, weightCopyStorage: sharedWeightCopy)
+                          gradientStorage: sharedGradients, parameterStorage: sharedParameters, weightCopyStorage: sharedWeightCopy,
+                          sharedOperands: sharedOperands)
         adam = AdamState(parameterCount: network.layout.count, variant: config.optimizer)
         optimizer = config.gradientCompression == .none ? ShardedAdam(adam: adam, collective: collective)
             : ReplicatedAdam(adam: adam, compression: config.gradientCompression)
@@ -205,7 +217,7 @@ public final class Trainer {
             if isRoot { observer?.diverged(lr: base, lrIndex: position.lrIndex, epoch: epoch + 1, step: step + 1) }
             return false
         }
-        try timed(.optimizer) {
+        try timedOptimizer {
             if config.accumulate > 1 {
                 try optimizer.update(network, collective: collective, lr: Float(lr), weightDecay: Float(config.weightDecay))
             } else {
@@ -265,7 +277,7 @@ public final class Trainer {
             total.lossSum += tally.lossSum
             total.correct += tally.correct
             if k > 1 {
-                try timed(.optimizer) {
+                try timedOptimizer {
                     try optimizer.reduce(network, collective: collective)
                     accumulate(minibatch: micro, of: k)
                 }

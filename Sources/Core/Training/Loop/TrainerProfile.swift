@@ -21,6 +21,15 @@ extension Trainer {
         return value
     }
 
+    /// The optimizer's part of a step, timed when profiling; the weight-gradient products it
+    /// computes from operands the ranks share (ShardedAdam.reduce) count as products.
+    func timedOptimizer(_ body: () throws -> Void) throws {
+        guard profile != nil else { return try body() }
+        network.profile = profile
+        defer { network.profile = nil }
+        try timed(.optimizer, products: .weightGradientProducts, body)
+    }
+
     /// A minibatch's local gradients (Network.computeLocalGradients), its parts timed when profiling.
     func localGradients(_ ctx: StepContext) throws -> LossTally {
         guard profile != nil else { return try network.computeLocalGradients(ctx, collective: collective) }

@@ -21,6 +21,8 @@ public final class ReplicatedAdam: DataParallelOptimizer {
     public var updatedRange: Range<Int> { 0..<adam.m.count }
 
     public func reduce(_ network: Network, collective: Collective) throws {
+        // Its ranks keep copies of their own: the trainer shares no operands with a compressed step.
+        precondition(!network.weightGradientsPending, "a compressed allreduce needs each rank's partial weight gradients")
         try collective.allreduceSumCompressed(network.gradients.all, format: compression)
         network.writeExactGradients(into: network.gradients.pointer, range: 0..<network.layout.count)
     }

@@ -27,10 +27,16 @@ public final class ShardedAdam: DataParallelOptimizer {
     public var updatedRange: Range<Int> { partition.range(rank) }
 
     /// The reduce-scatter of the weight gradients (in place), and this rank's part of the exactly
-    /// reduced per-feature gradients.
+    /// reduced per-feature gradients. Where the ranks of a node share the products' operands
+    /// (`Network.weightGradientsPending`), this rank's part of the weight gradients is computed
+    /// from every rank's rows instead, and nothing is reduced: the same values.
     public func reduce(_ network: Network, collective: Collective) throws {
         let range = updatedRange
-        try collective.reduceScatterSum(network.gradients.all, partition: partition)
+        if network.weightGradientsPending {
+            try network.computeSharedWeightGradients(of: range, collective: collective)
+        } else {
+            try collective.reduceScatterSum(network.gradients.all, partition: partition)
+        }
         network.writeExactGradients(into: network.gradients.pointer + range.lowerBound, range: range)
     }
 

@@ -151,6 +151,20 @@ final class MatrixProductTests: XCTestCase {
             return (floats, copy)
         }
         let ((x32, x16), (dy32, dy16)) = (rounded(x, width: fanIn), rounded(dy, width: fanOut))
+        // The same rounding into blocks of columns (a column in two blocks goes to both), as the
+        // ranks of a node share the operands: each block is those columns of the whole copy.
+        do {
+            let maxima = Buffer<Double>(count: fanIn)
+            columnMaxima(x.pointer, rows: rows, width: fanIn, into: maxima.pointer, scratch: scratch.pointer)
+            let storage = Buffer<UInt16>(count: rows * (37 + 44 + 1))
+            let blocks = [ColumnBlock(columns: 0..<37, base: storage.pointer), ColumnBlock(columns: 36..<80, base: storage.pointer + rows * 37),
+                          ColumnBlock(columns: 79..<80, base: storage.pointer + rows * 81)]
+            roundColumns(x.pointer, rows: rows, width: fanIn, maxima: maxima.pointer, bits: bits, scratch: scratch.pointer, bf16Blocks: blocks)
+            for block in blocks {
+                let values = (0..<rows).flatMap { i in block.columns.map { x16.pointer[i * fanIn + $0] } }
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: block.base, count: rows * block.columns.count)), values, "block \(block.columns)")
+            }
+        }
         XCTAssertTrue((0..<rows).allSatisfy { x32.pointer[$0 * fanIn + fanIn - 1] == 0 }, "a column below 2^-56 must become zeros")
         let saved = computeThreads()
         defer { setComputeThreads(saved) }
@@ -176,15 +190,6 @@ final class MatrixProductTests: XCTestCase {
             // Three row parts (43, 43, 42), each in bf16, added in float32 in another order.
             let parts = [(85, 43), (0, 43), (43, 42)].map { product16(first: $0.0, count: $0.1) }
             XCTAssertEqual((0..<whole.count).map { parts[0][$0] + parts[1][$0] + parts[2][$0] }, whole, "row parts, \(threads) threads")
-            // The rows of dW from some of x's columns, read in place (what a rank computes of its
-            // part of the parameters from the shared operands): those rows of the whole product.
-            for (first, count) in [(0, 37), (37, 43), (79, 1)] {
-                let dW = Buffer<Float>(count: count * fanOut)
-                MatrixEngine.shared.weightGradient(x: x16.pointer + first, dy: dy16.pointer, rows: rows, fanIn: count, fanOut: fanOut,
-                                                   inputStride: fanIn, dWeight: dW.pointer)
-                XCTAssertEqual(dW.array, Array(whole[(first * fanOut)..<((first + count) * fanOut)]),
-                               "dW rows \(first)..<\(first + count) from x's columns, \(threads) threads")
-            }
         }
         // Below the rule: two operands of 2^-64 make 2^-128, which float32 keeps (subnormal) and
         // the bf16 instructions flush to zero.

@@ -136,10 +136,12 @@ public func columnMaxima(_ m: UnsafePointer<Float>, rows: Int, width: Int, into 
 /// multiples of 2^(e − bits) where maxima[j] < 2^e. A column whose maximum is 0 holds zeros already.
 /// `scratch` holds 2 × width floats. With `bf16`, the rounded values go there instead, as bfloat16
 /// (exact: they have at most `bits` ≤ 8 significant bits, and normal exponents), and `m` is left as
-/// it was: what a bf16 product reads, made in the same pass instead of a second one.
+/// it was: what a bf16 product reads, made in the same pass instead of a second one. With
+/// `bf16Blocks` instead, each block gets its columns of every row, likewise (a column in two
+/// blocks goes to both).
 public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int, maxima: UnsafePointer<Double>, bits: Int,
-                         scratch: UnsafeMutablePointer<Float>, bf16: UnsafeMutablePointer<UInt16>? = nil) {
-    precondition(bf16 == nil || bits <= 8, "bfloat16 holds 8 significant bits")
+                         scratch: UnsafeMutablePointer<Float>, bf16: UnsafeMutablePointer<UInt16>? = nil, bf16Blocks: [ColumnBlock]? = nil) {
+    precondition((bf16 == nil && bf16Blocks == nil) || bits <= 8, "bfloat16 holds 8 significant bits")
     let (up, down) = (scratch, scratch + width)
     for j in 0..<width {
         let e = maxima[j] > 0 && maxima[j].isFinite ? Int(maxima[j].exponent) + 1 : 0
@@ -164,11 +166,23 @@ public func roundColumns(_ m: UnsafeMutablePointer<Float>, rows: Int, width: Int
                 // The upper half of a Float is its bfloat16 when it fits bfloat16's precision exactly.
                 let out = bf16 + i * width
                 for j in 0..<width { out[j] = UInt16(truncatingIfNeeded: rounded(j).bitPattern >> 16) }
+            } else if let bf16Blocks {
+                for block in bf16Blocks {
+                    let out = block.base + i * block.columns.count - block.columns.lowerBound
+                    for j in block.columns { out[j] = UInt16(truncatingIfNeeded: rounded(j).bitPattern >> 16) }
+                }
             } else {
                 for j in 0..<width { row[j] = rounded(j) }
             }
         }
     }
+}
+
+/// Some columns of a matrix kept apart, dense: row i's columns `columns` at `base + i · columns.count`.
+public struct ColumnBlock {
+    public let columns: Range<Int>
+    public let base: UnsafeMutablePointer<UInt16>
+    public init(columns: Range<Int>, base: UnsafeMutablePointer<UInt16>) { (self.columns, self.base) = (columns, base) }
 }
 
 /// `value` (≥ 0) as a Float rounded toward zero: the same binary exponent, so a grid made from it is

@@ -125,7 +125,7 @@ public final class MatrixEngine: @unchecked Sendable {
 
     private let engine: dnnl_engine_t
     private let stream: dnnl_stream_t
-    private struct Key: Hashable { var kind: ProductKind; var m: Int; var n: Int; var k: Int; var precision: ProductPrecision; var stride: Int }
+    private struct Key: Hashable { var kind: ProductKind; var m: Int; var n: Int; var k: Int; var precision: ProductPrecision }
     private var primitives: [Key: MatmulPrimitive] = [:]
 
     private init() {
@@ -136,13 +136,11 @@ public final class MatrixEngine: @unchecked Sendable {
         stream = s!
     }
 
-    /// The primitive computing `kind` for a layer of `fanIn` → `fanOut` on `rows` rows; a weight
-    /// gradient's rows of x lie `inputStride` elements apart (fanIn: x is whole).
-    private func primitive(_ kind: ProductKind, rows: Int, fanIn: Int, fanOut: Int, precision: ProductPrecision,
-                           inputStride: Int? = nil) -> MatmulPrimitive {
-        let key = Key(kind: kind, m: rows, n: fanOut, k: fanIn, precision: precision, stride: inputStride ?? fanIn)
+    /// The primitive computing `kind` for a layer of `fanIn` → `fanOut` on `rows` rows.
+    private func primitive(_ kind: ProductKind, rows: Int, fanIn: Int, fanOut: Int, precision: ProductPrecision) -> MatmulPrimitive {
+        let key = Key(kind: kind, m: rows, n: fanOut, k: fanIn, precision: precision)
         if let p = primitives[key] { return p }
-        let (r, i, o, ld) = (Int64(rows), Int64(fanIn), Int64(fanOut), Int64(inputStride ?? fanIn))
+        let (r, i, o) = (Int64(rows), Int64(fanIn), Int64(fanOut))
         let p: MatmulPrimitive
         switch kind {
         case .forward(let relu):
@@ -153,7 +151,7 @@ public final class MatrixEngine: @unchecked Sendable {
         case .weightGradient:
             // xᵀ is x [rows × fanIn] read with swapped strides; the rows are the reduction.
             p = MatmulPrimitive(engine: engine, descriptors: [
-                (DNNL_ARG_SRC, [i, r], [1, ld]), (DNNL_ARG_WEIGHTS, [r, o], [o, 1]), (DNNL_ARG_DST, [i, o], [o, 1]),
+                (DNNL_ARG_SRC, [i, r], [1, i]), (DNNL_ARG_WEIGHTS, [r, o], [o, 1]), (DNNL_ARG_DST, [i, o], [o, 1]),
             ], relu: false, precision: precision)
         case .inputGradient:
             p = MatmulPrimitive(engine: engine, descriptors: [
@@ -173,15 +171,12 @@ public final class MatrixEngine: @unchecked Sendable {
             .run(x, weight, bias, y, stream: stream)
     }
 
-    /// dW [fanIn × fanOut] = xᵀ · dy (overwritten). With `inputStride`, x's rows lie that many
-    /// elements apart and only their first `fanIn` columns are read: the rows of dW from some of
-    /// the columns of a wider x (`x` pointing at the first of them).
+    /// dW [fanIn × fanOut] = xᵀ · dy (overwritten).
     public func weightGradient<T: ProductOperand>(x: UnsafePointer<T>, dy: UnsafePointer<T>, rows: Int, fanIn: Int, fanOut: Int,
-                                                  inputStride: Int? = nil, dWeight: UnsafeMutablePointer<Float>) {
+                                                  dWeight: UnsafeMutablePointer<Float>) {
         lock.lock()
         defer { lock.unlock() }
-        primitive(.weightGradient, rows: rows, fanIn: fanIn, fanOut: fanOut, precision: T.precision, inputStride: inputStride)
-            .run(x, dy, dWeight, stream: stream)
+        primitive(.weightGradient, rows: rows, fanIn: fanIn, fanOut: fanOut, precision: T.precision).run(x, dy, dWeight, stream: stream)
     }
 
     /// dx [rows × fanIn] = dy · Wᵀ (overwritten).

@@ -71,8 +71,6 @@ public final class Network {
     /// Whether this step's operands are in `sharedOperands` and its weight gradients still to be
     /// computed (by `computeSharedWeightGradients`; `gradients` holds none of them meanwhile).
     public internal(set) var weightGradientsPending = false
-    /// The global batch of the pending weight gradients.
-    var pendingRows = 0
     /// Bounds, grids and maxima of the step's exact sums (ExactSum.swift).
     let exact: ExactStepBuffers
     /// Whether the weight-gradient products read operands rounded to a grid set by their columns'
@@ -459,8 +457,10 @@ public final class Network {
     /// reduce-scatters instead, see ShardedAdam).
     public func computeGradients(_ ctx: StepContext, collective: Collective) throws -> LossTally {
         let tally = try computeLocalGradients(ctx, collective: collective)
-        if weightGradientsPending {
-            try computeSharedWeightGradients(of: 0..<layout.count, collective: collective)
+        if weightGradientsPending, let s = sharedOperands {
+            // This rank's part from the shared operands, then every part to every rank.
+            try computeSharedWeightGradients(collective: collective)
+            try collective.allgather(gradients.all, partition: s.partition)
         } else {
             try collective.allreduceSum(gradients.all)
         }

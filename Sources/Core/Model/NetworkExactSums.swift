@@ -211,41 +211,38 @@ extension Network {
     /// wait for `computeSharedWeightGradients`.
     func computeWeightGradients(_ ctx: StepContext) {
         let (x, bits) = (exact, productBits(rows: ctx.globalBatch))
-        let shared = roundsProductOperands ? sharedOperands.flatMap { ctx.globalBatch <= $0.rows ? $0 : nil } : nil
+        let shared = roundsProductOperands ? sharedOperands.flatMap { ctx.globalBatch == $0.rows && ctx.firstRow == $0.firstRow ? $0 : nil } : nil
         for l in 0...blocks.count {
             let slot = l < blocks.count ? layout.dense[l] : layout.head
             if roundsProductOperands {
-                let (inputCopy, gradientCopy) = shared.map { ($0.inputs[l] + ctx.firstRow * slot.fanIn, $0.gradients[l] + ctx.firstRow * slot.fanOut) }
-                    ?? (bf16?.inputs[l].pointer, bf16?.gradients[l].pointer)
+                let gradientCopy = shared.map { $0.gradients[l] + ctx.firstRow * slot.fanOut } ?? bf16?.gradients[l].pointer
                 roundColumns(layerInput(l), rows: ctx.rows, width: slot.fanIn, maxima: x.finalMaxima.pointer + x.inputMaxima[l],
-                             bits: bits, scratch: x.roundScratch.pointer, bf16: inputCopy)
+                             bits: bits, scratch: x.roundScratch.pointer, bf16: shared == nil ? bf16?.inputs[l].pointer : nil,
+                             bf16Blocks: shared?.inputWrites[l])
                 roundColumns(outputGradient(l), rows: ctx.rows, width: slot.fanOut, maxima: x.finalMaxima.pointer + x.outputMaxima[l],
                              bits: bits, scratch: x.roundScratch.pointer, bf16: gradientCopy)
             }
             if shared == nil { weightGradientProduct(l, rows: ctx.rows, copiesCurrent: roundsProductOperands) }
         }
-        (weightGradientsPending, pendingRows) = (shared != nil, ctx.globalBatch)
+        weightGradientsPending = shared != nil
     }
 
-    /// The pending weight gradients of parameters `range`, over the whole global batch, into
-    /// `gradients` (collective: a fence first, after which every rank's rows of the shared operands
-    /// are written). That is the global gradient of those parameters, the one a reduce-scatter of
-    /// the ranks' partial gradients gives, bit for bit (see SharedProductOperands). A weight row
-    /// that `range` cuts is computed whole; its entries outside `range` are not this rank's to use.
-    /// Nothing is done when no weight gradients are pending.
-    public func computeSharedWeightGradients(of range: Range<Int>, collective: Collective) throws {
+    /// The pending weight gradients of this rank's part of the parameters (`sharedOperands.partition`),
+    /// over the whole global batch, into `gradients` (collective: a fence first, after which every
+    /// rank's rows of the shared operands are written). That is the global gradient of those
+    /// parameters, the one a reduce-scatter of the ranks' partial gradients gives, bit for bit (see
+    /// SharedProductOperands). A weight row the part's ends cut is computed whole; its entries
+    /// outside the part are not this rank's to use. Nothing is done when none are pending.
+    public func computeSharedWeightGradients(collective: Collective) throws {
         guard weightGradientsPending, let s = sharedOperands else { return }
         weightGradientsPending = false
         try collective.synchronizeOperands()
         let start = profile == nil ? 0 : StepProfile.now()
         defer { if let profile { profile.add(.weightGradientProducts, since: start) } }
-        for (l, slot) in layout.allDense.enumerated() {
-            let (first, end) = (max(range.lowerBound, slot.weight), min(range.upperBound, slot.weight + slot.fanIn * slot.fanOut))
-            guard first < end else { continue }
-            let (row, endRow) = ((first - slot.weight) / slot.fanOut, (end - slot.weight + slot.fanOut - 1) / slot.fanOut)
-            MatrixEngine.shared.weightGradient(x: s.inputs[l] + row, dy: s.gradients[l], rows: pendingRows, fanIn: endRow - row,
-                                               fanOut: slot.fanOut, inputStride: slot.fanIn,
-                                               dWeight: gradients.pointer + slot.weight + row * slot.fanOut)
+        for (l, slot) in layout.allDense.enumerated() where !s.inputs[l].columns.isEmpty {
+            let x = s.inputs[l]
+            MatrixEngine.shared.weightGradient(x: x.base, dy: s.gradients[l], rows: s.rows, fanIn: x.columns.count, fanOut: slot.fanOut,
+                                               dWeight: gradients.pointer + slot.weight + x.columns.lowerBound * slot.fanOut)
         }
     }
 }

@@ -96,10 +96,11 @@ public final class Trainer {
         // (ShardedAdam.reduce), and no gradient is reduced.
         var sharedOperands: SharedProductOperands?
         if parametersShared && Network.usesBF16Products(precision: config.precision) {
-            let values = SharedProductOperands.count(layout: ParameterLayout(arch), rows: config.batchSize)
+            let (layout, partition, firstRow) = (ParameterLayout(arch), ShardedAdam.partition(count: count, collective: collective), shard.lowerBound)
+            let values = SharedProductOperands.count(layout: layout, partition: partition, rows: config.batchSize)
             sharedOperands = try collective.sharedCopy(count: (values + 1) / 2).map {
-                SharedProductOperands(storage: UnsafeMutableRawPointer($0).bindMemory(to: UInt16.self, capacity: values),
-                                      layout: ParameterLayout(arch), rows: config.batchSize)
+                SharedProductOperands(storage: UnsafeMutableRawPointer($0).bindMemory(to: UInt16.self, capacity: values), layout: layout,
+                                      partition: partition, rank: collective.rank, rows: config.batchSize, firstRow: firstRow)
             }
         }
         network = Network(architecture: arch, capacity: max(largestShard, Trainer.evaluationChunk), riders: 2, precision: config.precision,

@@ -21,8 +21,11 @@ public final class ShardedAdam: DataParallelOptimizer {
     public init(adam: AdamState, collective: Collective) {
         self.adam = adam
         rank = collective.rank
-        partition = Partition(count: adam.m.count, parts: collective.size)
+        partition = ShardedAdam.partition(count: adam.m.count, collective: collective)
     }
+
+    /// How `count` parameters are split among the ranks of `collective`.
+    public static func partition(count: Int, collective: Collective) -> Partition { Partition(count: count, parts: collective.size) }
 
     public var updatedRange: Range<Int> { partition.range(rank) }
 
@@ -33,7 +36,8 @@ public final class ShardedAdam: DataParallelOptimizer {
     public func reduce(_ network: Network, collective: Collective) throws {
         let range = updatedRange
         if network.weightGradientsPending {
-            try network.computeSharedWeightGradients(of: range, collective: collective)
+            precondition(network.sharedOperands?.partition == partition, "the shared operands are laid out for another partition")
+            try network.computeSharedWeightGradients(collective: collective)
         } else {
             try collective.reduceScatterSum(network.gradients.all, partition: partition)
         }

@@ -12,6 +12,7 @@ import Foundation
 @testable import Kernels
 @testable import Model
 import TestSupport
+import Training
 import XCTest
 
 
@@ -524,6 +525,12 @@ final class GradientCheckTests: XCTestCase {
             // Every rank holds the same reduced gradient, bit for bit.
             for (net, _) in ranks.dropFirst() { XCTAssertEqual(net.gradients.array, ranks[0].net.gradients.array, what) }
             let (got, tally) = (ranks[0].net.gradients.array, ranks[0].tally)
+            // Sharing the operands, each rank computes its part from every rank's rows and the
+            // parts are gathered: the same bits as the reduction of the ranks' partial gradients.
+            if Network.usesBF16Products(precision: .fp32) && shards.count > 1 {
+                let sharing = try step.run(shards, sharingOperands: true)
+                for (net, _) in sharing { XCTAssertEqual(net.gradients.array, got, "\(what), shared operands") }
+            }
             XCTAssertEqual(tally.correct, expected.correct, what)
             XCTAssertEqual(tally.lossSum, expected.lossSum, accuracy: 1e-4 * abs(expected.lossSum), what)
             for (name, offset, count) in Self.parameterGroups(whole.layout) {
@@ -550,12 +557,22 @@ final class GradientCheckTests: XCTestCase {
                         dropoutKey: GradientCheckTests.dropoutKey, keep: 0.5, batchNormMode: .sync)
         }
 
-        /// Rank r computes `shards[r]` (fresh running statistics, the whole network's parameters).
-        func run(_ shards: [Range<Int>]) throws -> [(net: Network, tally: LossTally)] {
+        /// Rank r computes `shards[r]` (fresh running statistics, the whole network's parameters);
+        /// with `sharingOperands` the ranks share the weight-gradient operands, as a node's do
+        /// (bf16 copies: only on a CPU with bf16 arithmetic), and each computes its part from them.
+        func run(_ shards: [Range<Int>], sharingOperands: Bool = false) throws -> [(net: Network, tally: LossTally)] {
             let w = whole.architecture.inputWidth
-            return try runRanks(shards.count) { c in
+            return try runRanks(shards.count, sharedMemory: sharingOperands) { c in
                 let rows = shards[c.rank]
-                let net = Network(architecture: whole.architecture, capacity: batch)
+                var operands: SharedProductOperands?
+                if sharingOperands {
+                    let (layout, partition) = (whole.layout, ShardedAdam.partition(count: whole.layout.count, collective: c))
+                    let values = SharedProductOperands.count(layout: layout, partition: partition, rows: batch)
+                    let storage = try c.sharedCopy(count: (values + 1) / 2)!
+                    operands = SharedProductOperands(storage: UnsafeMutableRawPointer(storage).bindMemory(to: UInt16.self, capacity: values),
+                                                     layout: layout, partition: partition, rank: c.rank, rows: batch, firstRow: rows.lowerBound)
+                }
+                let net = Network(architecture: whole.architecture, capacity: batch, sharedOperands: operands)
                 net.parameters.copy(from: whole.parameters)
                 GradientCheckTests.load(net, input: Array(input[(rows.lowerBound * w)..<(rows.upperBound * w)]), labels: Array(labels[rows]))
                 return (net, try net.computeGradients(context(rows), collective: c))

@@ -211,7 +211,10 @@ extension Network {
     /// wait for `computeSharedWeightGradients`.
     func computeWeightGradients(_ ctx: StepContext) {
         let (x, bits) = (exact, productBits(rows: ctx.globalBatch))
-        let shared = roundsProductOperands ? sharedOperands.flatMap { ctx.globalBatch == $0.rows && ctx.firstRow == $0.firstRow ? $0 : nil } : nil
+        let shared = roundsProductOperands ? sharedOperands : nil
+        if let shared {
+            precondition(ctx.globalBatch == shared.rows && ctx.firstRow == shared.firstRow, "the shared operands are laid out for another shard")
+        }
         for l in 0...blocks.count {
             let slot = l < blocks.count ? layout.dense[l] : layout.head
             if roundsProductOperands {

@@ -269,16 +269,15 @@ final class MPICollective: Collective, CommunicationTiming {
         return window.slots[rank]
     }
 
-    /// A fence of the node's shared memory: a barrier with the memory synchronised on both sides
-    /// (the job's ranks are the node's whenever memory is shared).
-    func synchronizeShared() throws {
-        guard let window = windows.first else { return try barrier() }
-        try timed(.sharedFence, 0) { try window.fence() }
-    }
+    func synchronizeShared() throws { try fence(counted: .sharedFence) }
 
-    func synchronizeOperands() throws {
+    func synchronizeOperands() throws { try fence(counted: .operandFence) }
+
+    /// A fence of the node's shared memory: a barrier with the memory synchronised on both sides
+    /// (the job's ranks are the node's whenever memory is shared), timed as `operation`.
+    private func fence(counted operation: CollectiveOperation) throws {
         guard let window = windows.first else { return try barrier() }
-        try timed(.operandFence, 0) { try window.fence() }
+        try timed(operation, 0) { try window.fence() }
     }
 
     /// The reduce-scatter in shared memory: after a fence, this rank adds every other rank's values

@@ -14,7 +14,8 @@
 # machine is shared and noisy, so compare ratios within one run. Every training run is profiled
 # (`train --profile`), and after the table comes each configuration's step accounted for by phase
 # (rank 0's milliseconds per step, medians): the products by kind, the passes between them, Adam,
-# the collectives.
+# the collectives; and the floor of Adam's phase: its bytes streamed alone from the last-level cache
+# and from memory (`dist-trainer roofline --memory`).
 #
 #   scripts/bench.sh                     # default configurations, 3 rounds
 #   ROUNDS=5 EPOCHS=4 scripts/bench.sh
@@ -85,6 +86,10 @@ for round in $(seq 1 "$ROUNDS"); do
             $(launch "$ranks") "$BIN" roofline --ranks "$ranks" --threads "$threads" --precision "$precision" "${as_trained[@]}" \
                 | sed -E 's/.* ([0-9.]+) s\/epoch.*/\1/' | sort -n | tail -1 >"$dir.$kind"
         done
+        # The optimizer's bytes of a step streamed from the last-level cache and from memory (the
+        # floor of the step's memory-bound part), every rank's process at once.
+        # shellcheck disable=SC2046
+        $(launch "$ranks") "$BIN" roofline --memory --ranks "$ranks" --threads "$threads" --precision "$precision" >"$dir.memory"
     done
     if [ "$torch_ok" = 1 ]; then
         python3 "$HERE_BENCH/bench_torch.py" --threads "$CORES" --epochs "$EPOCHS" >"$OUT/torch-threads-$round.txt" 2>&1 || true
@@ -138,8 +143,21 @@ for name in names:
     runs = [p for p in runs if p]
     if runs: profiles[name] = {k: statistics.median(p[k] for p in runs) for k in runs[0]}
 phases = [k for k in next(iter(profiles.values()), {}) if k != "total"]
+def memory_floors(name):
+    """Medians over the rounds of the slowest rank's optimizer floor (ms/step) from each level."""
+    key, levels = name.replace(" ", "_").replace("=", "_"), {"optimizer floor: LLC": [], "optimizer floor: memory": []}
+    for r in range(1, rounds + 1):
+        try: text = open(f"{out}/{key}-{r}.memory").read()
+        except OSError: continue
+        for label, pattern in zip(levels, (r"last-level cache ([0-9.]+) ms/step", r"from memory ([0-9.]+) ms/step")):
+            found = [float(x) for x in re.findall(pattern, text)]
+            if found: levels[label].append(max(found))
+    return {label: statistics.median(v) for label, v in levels.items() if v}
 if profiles:
+    floors = {n: memory_floors(n) for n in profiles}
     print(f"{'phase':<24}" + "".join(f"{n[:14]:>15}" for n in profiles))
-    for phase in phases + ["total"]:
-        print(f"{phase:<24}" + "".join(f"{profiles[n].get(phase, float('nan')):15.3f}" for n in profiles))
+    for phase in phases + ["total"] + ["optimizer floor: LLC", "optimizer floor: memory"]:
+        print(f"{phase:<24}" + "".join(f"{({**profiles[n], **floors[n]}).get(phase, float('nan')):15.3f}" for n in profiles))
+    print("(optimizer floor: the optimizer's bytes of a step streamed alone, from the last-level cache and from memory:")
+    print(" dist-trainer roofline --memory, every rank's process at once)")
 PY

@@ -7,8 +7,11 @@
 // By default every product is in the precision's own format (fp32: all float32, the bound of a
 // trainer made of float32 products); `--as-trained` times the weight gradients as training
 // computes them (from bf16 copies of their exactly rounded operands where the CPU has bf16
-// arithmetic), the bound of this trainer's own products.
+// arithmetic), the bound of this trainer's own products. `--memory` times instead the step's
+// memory-bound part, the optimizer's traffic of this rank's part (Kernels/MemoryFloor.swift): the
+// products' bound plus this one is the bound of a step.
 import ArgumentParser
+import Collectives
 import CoreSupport
 import Foundation
 import Kernels
@@ -30,6 +33,8 @@ struct RooflineCommand: ParsableCommand {
     var precision: ProductPrecision = .fp32
     @Flag(help: "Time the weight-gradient products as training computes them (bf16 copies of exact operands where the CPU has bf16 arithmetic).")
     var asTrained = false
+    @Flag(help: "Time instead the optimizer's memory traffic of a step (this rank's part of the parameters, gradients and both moments read and written back; the weights' bf16 copy too in bf16), streamed by the rank's threads from the last-level cache and from memory.")
+    var memory = false
 
     func run() throws {
         guard let preset = ModelPreset(rawValue: model) else { throw ValidationError("--model: expected 1, 2 or 3, found \(model)") }
@@ -42,6 +47,20 @@ struct RooflineCommand: ParsableCommand {
         network.reset(seed: 1)
         for i in 0..<(rows * arch.inputWidth) { network.input.pointer[i] = Float(i % 17) * 0.01 }
         let steps = samples / batchSize
+        if memory {
+            // The largest part of ShardedAdam's split: the rank every other rank waits for.
+            let part = Partition(count: network.layout.count, parts: ranks).counts.map(Int.init).max() ?? 0
+            let floor = MemoryFloor(OptimizerTraffic(parameters: part, bf16Copy: precision == .bf16), threads: threads)
+            let megabytes = Double(floor.traffic.bytes) / 1e6
+            let figures = MemoryLevel.allCases.map { level in
+                let seconds = floor.seconds(from: level)
+                return String(format: "%@ %.3f ms/step (%.0f GB/s)", level.source, seconds * 1e3, megabytes / seconds / 1e3)
+            }
+            print(String(format: "memory floor model %@ optimizer part %d parameters x %d threads, %@: %.2f MB per step (%.2f read, %.2f written); %@",
+                         arch.widthsDescription, part, threads, precision.rawValue, megabytes, Double(floor.traffic.bytesRead) / 1e6,
+                         Double(floor.traffic.bytesWritten) / 1e6, figures.joined(separator: ", ")))
+            return
+        }
         for _ in 0..<20 { network.stepProducts(rows: rows, asTrained: asTrained) }
         var best = Double.infinity
         for _ in 0..<5 {

@@ -119,6 +119,31 @@ final class ReliabilityTests: XCTestCase {
         for (flags, needles) in badFlagCases.prefix(3) { try expectOneLine(np: 2, base + flags, needles) }
     }
 
+    /// `roofline` refuses, in one line naming the flag, what would divide by zero, time nothing or
+    /// not fit in memory (it crashed on `--ranks 0` and `--batch-size 0`).
+    func testRooflineBadFlags() throws {
+        let cases: [([String], [String])] = [
+            (["--ranks", "0"], ["--ranks", "found 0"]), (["--batch-size", "0"], ["--batch-size", "found 0"]),
+            (["--threads", "0"], ["--threads"]), (["--input-width", "0"], ["--input-width"]), (["--classes", "1"], ["--classes"]),
+            (["--model", "9"], ["--model", "9"]), (["--ranks", "200"], ["--ranks", "200 is more than the batch's 128 rows"]),
+            (["--samples", "100"], ["--samples", "100 is fewer than one batch of 128"]),
+            (["--input-width", "100000000"], ["--input-width 100000000", "GB"]), (["--precision", "fp8"], ["--precision", "fp8"]),
+        ]
+        for (flags, needles) in cases {
+            try expectOneLine(np: 1, ["roofline"] + flags, needles)
+            try expectOneLine(np: 1, ["roofline", "--memory"] + flags, needles)
+        }
+    }
+
+    /// `check --batch-size` out of range: one line, every rank (it silently raised a batch below
+    /// the rank count, and crashed allocating a huge one).
+    func testCheckBadBatchSize() throws {
+        try expectOneLine(["check", "--batch-size", "0"], ["--batch-size", "found 0"])
+        try expectOneLine(["check", "--batch-size", "100000000000"], ["--batch-size", "expected 1 to 65536"])
+        try requireMPI()
+        try expectOneLine(np: 3, ["check", "--batch-size", "2"], ["--batch-size", "2 is smaller than the number of ranks (3)"])
+    }
+
     func testUnwritableRunDirectory() throws {
         let tmp = try temporaryDirectory(self)
         let base = try unwritableRunCommand(in: tmp)

@@ -28,9 +28,22 @@ struct CheckCommand: ParsableCommand {
     @Flag(help: "With --network: print the measurement as one JSON object (for scripts/scaling_model.py).")
     var json = false
 
+    /// The largest `--batch-size`: the check's samples are made up, so more shows nothing new.
+    static let largestBatch = 65_536
+
+    func validate() throws {
+        if !(1...CheckCommand.largestBatch).contains(batchSize) {
+            throw ValidationError("--batch-size: expected 1 to \(CheckCommand.largestBatch), found \(batchSize)")
+        }
+    }
+
     func run() throws {
         try withMPIJob { mpi in
             setComputeThreads(1)
+            // Every rank knows both numbers, so every rank stops with the same line.
+            if batchSize < mpi.size {
+                throw TrainerError("--batch-size: \(batchSize) is smaller than the number of ranks (\(mpi.size))", agreed: true)
+            }
             if mpi.rank == 0 { print("dist-trainer check: \(mpi.size) rank(s) on \(mpi.nodeCount) host(s)") }
             let outcomes = try JobCheck.runAll(collective: mpi, batchSize: batchSize) { o in
                 if mpi.rank == 0 { print("\(o.passed ? "ok  " : "FAIL") \(o.name): max error \(o.maxError) (tolerance \(o.tolerance))") }

@@ -36,11 +36,35 @@ struct RooflineCommand: ParsableCommand {
     @Flag(help: "Time instead the optimizer's memory traffic of a step (this rank's part of the parameters, gradients and both moments read and written back; the weights' bf16 copy too in bf16), streamed by the rank's threads from the last-level cache and from memory.")
     var memory = false
 
+    func validate() throws {
+        guard ModelPreset(rawValue: model) != nil else { throw ValidationError("--model: expected 1, 2 or 3, found \(model)") }
+        for (flag, value) in [("--batch-size", batchSize), ("--ranks", ranks), ("--threads", threads), ("--input-width", inputWidth)] where value < 1 {
+            throw ValidationError("\(flag): expected at least 1, found \(value)")
+        }
+        if classes < 2 { throw ValidationError("--classes: expected at least 2, found \(classes)") }
+        // Every rank computes at least one row, and an epoch has at least one step.
+        if ranks > batchSize { throw ValidationError("--ranks: \(ranks) is more than the batch's \(batchSize) rows (--batch-size)") }
+        if samples < batchSize { throw ValidationError("--samples: \(samples) is fewer than one batch of \(batchSize) (--batch-size)") }
+        // What the network of one rank holds, roughly (parameters with their gradients and copies,
+        // a shard's activations in several arrays each), against the machine's memory.
+        let widths = [inputWidth] + architecture.hidden + [classes]
+        let parameters = zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0 + 1) * Double($1.1) }
+        let rows = Double((batchSize + ranks - 1) / ranks)
+        let bytes = 4 * (4 * parameters + 8 * rows * Double(widths.reduce(0, +)))
+        let available = Double(ProcessInfo.processInfo.physicalMemory)
+        if bytes > available / 2 {
+            throw ValidationError(String(format: "--batch-size %d, --input-width %d: one rank's step needs about %.1f GB, more than half of this machine's %.1f GB",
+                                         batchSize, inputWidth, bytes / 1e9, available / 1e9))
+        }
+    }
+
+    /// The model of the flags (`validate` checked the preset).
+    var architecture: Architecture { ModelPreset(rawValue: model)!.architecture(inputWidth: inputWidth, classCount: classes) }
+
     func run() throws {
-        guard let preset = ModelPreset(rawValue: model) else { throw ValidationError("--model: expected 1, 2 or 3, found \(model)") }
         do { try precision.checkSupported() } catch let e as SettingError { throw ValidationError(e.presented { "--" + $0 }) }
         setComputeThreads(threads)
-        let arch = preset.architecture(inputWidth: inputWidth, classCount: classes)
+        let arch = architecture
         let rows = (batchSize + ranks - 1) / ranks
         // The network training would build, products only: the same calls in the same precision.
         let network = Network(architecture: arch, capacity: rows, precision: precision)

@@ -62,9 +62,7 @@ public final class MemoryFloor {
         let (p, g, m, v, copy) = (parameters.pointer, gradients.pointer, first.pointer, second.pointer, copy?.pointer)
         let n = traffic.parameters
         parallelFor(n, work: 4 * n) { part in
-            var start = part.lowerBound
-            while start < part.upperBound {
-                let block = start..<min(start + 2048, part.upperBound)
+            forEachBlock(of: part) { block in
                 for i in block {
                     let gi = g[i]
                     m[i] += gi
@@ -72,7 +70,6 @@ public final class MemoryFloor {
                     p[i] += gi
                 }
                 if let copy { for i in block { copy[i] = bf16Bits(p[i]) } }
-                start = block.upperBound
             }
         }
     }

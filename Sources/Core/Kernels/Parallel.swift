@@ -94,3 +94,21 @@ private let runParallelPart: @convention(c) (UnsafeMutableRawPointer?) -> Void =
     let part = parallelPart(job.pointee.count, grain: job.pointee.grain, thread: thread, threads: Int(omp_get_num_threads()))
     if !part.isEmpty { job.pointee.body(part, thread) }
 }
+
+// MARK: Blocks in the nearest cache
+
+/// The block size (elements) of a pass that makes two passes over each block while it is still in
+/// the nearest cache: Adam's update then the weights' bf16 copy (Adam.swift), and MemoryFloor's
+/// stream of the same bytes.
+public let nearestCacheBlock = 2048
+
+/// Calls `body` on consecutive blocks of `range`, each at most `size` long.
+@inlinable @inline(__always)
+public func forEachBlock(of range: Range<Int>, size: Int = nearestCacheBlock, _ body: (Range<Int>) -> Void) {
+    var start = range.lowerBound
+    while start < range.upperBound {
+        let block = start..<min(start + size, range.upperBound)
+        body(block)
+        start = block.upperBound
+    }
+}

@@ -47,10 +47,9 @@ struct RooflineCommand: ParsableCommand {
         if samples < batchSize { throw ValidationError("--samples: \(samples) is fewer than one batch of \(batchSize) (--batch-size)") }
         // What the network of one rank holds, roughly (parameters with their gradients and copies,
         // a shard's activations in several arrays each), against the machine's memory.
-        let widths = [inputWidth] + architecture.hidden + [classes]
-        let parameters = zip(widths, widths.dropFirst()).reduce(0.0) { $0 + Double($1.0 + 1) * Double($1.1) }
-        let rows = Double((batchSize + ranks - 1) / ranks)
-        let bytes = 4 * (4 * parameters + 8 * rows * Double(widths.reduce(0, +)))
+        let parameters = Double(ParameterLayout(architecture).count)
+        let units = Double(inputWidth + architecture.hidden.reduce(0, +) + classes)
+        let bytes = 4 * (4 * parameters + 8 * Double(shardRows) * units)
         let available = Double(ProcessInfo.processInfo.physicalMemory)
         if bytes > available / 2 {
             throw ValidationError(String(format: "--batch-size %d, --input-width %d: one rank's step needs about %.1f GB, more than half of this machine's %.1f GB",
@@ -60,31 +59,18 @@ struct RooflineCommand: ParsableCommand {
 
     /// The model of the flags (`validate` checked the preset).
     var architecture: Architecture { ModelPreset(rawValue: model)!.architecture(inputWidth: inputWidth, classCount: classes) }
+    /// Rows of a rank's shard of the batch.
+    var shardRows: Int { (batchSize + ranks - 1) / ranks }
 
     func run() throws {
         do { try precision.checkSupported() } catch let e as SettingError { throw ValidationError(e.presented { "--" + $0 }) }
         setComputeThreads(threads)
-        let arch = architecture
-        let rows = (batchSize + ranks - 1) / ranks
+        let (arch, rows, steps) = (architecture, shardRows, samples / batchSize)
+        if memory { return reportMemoryFloor(arch) }
         // The network training would build, products only: the same calls in the same precision.
         let network = Network(architecture: arch, capacity: rows, precision: precision)
         network.reset(seed: 1)
         for i in 0..<(rows * arch.inputWidth) { network.input.pointer[i] = Float(i % 17) * 0.01 }
-        let steps = samples / batchSize
-        if memory {
-            // The largest part of ShardedAdam's split: the rank every other rank waits for.
-            let part = Partition(count: network.layout.count, parts: ranks).counts.map(Int.init).max() ?? 0
-            let floor = MemoryFloor(OptimizerTraffic(parameters: part, bf16Copy: precision == .bf16), threads: threads)
-            let megabytes = Double(floor.traffic.bytes) / 1e6
-            let figures = MemoryLevel.allCases.map { level in
-                let seconds = floor.seconds(from: level)
-                return String(format: "%@ %.3f ms/step (%.0f GB/s)", level.source, seconds * 1e3, megabytes / seconds / 1e3)
-            }
-            print(String(format: "memory floor model %@ optimizer part %d parameters x %d threads, %@: %.2f MB per step (%.2f read, %.2f written); %@",
-                         arch.widthsDescription, part, threads, precision.rawValue, megabytes, Double(floor.traffic.bytesRead) / 1e6,
-                         Double(floor.traffic.bytesWritten) / 1e6, figures.joined(separator: ", ")))
-            return
-        }
         for _ in 0..<20 { network.stepProducts(rows: rows, asTrained: asTrained) }
         var best = Double.infinity
         for _ in 0..<5 {
@@ -100,5 +86,20 @@ struct RooflineCommand: ParsableCommand {
         print(String(format: "roofline model %@ shard %d rows x %d threads, %@ (%@): %.3f ms/step, %.1f GFLOP/s, %.3f s/epoch (%d steps)",
                      arch.widthsDescription, rows, threads, format, matrixLibraryDescription(), best * 1e3, flops / best / 1e9,
                      best * Double(steps), steps))
+    }
+
+    /// `--memory`: the optimizer's bytes of the largest rank's part, streamed from each level.
+    func reportMemoryFloor(_ arch: Architecture) {
+        // The largest part of ShardedAdam's split: the rank every other rank waits for.
+        let part = Partition(count: ParameterLayout(arch).count, parts: ranks).counts.map(Int.init).max() ?? 0
+        let floor = MemoryFloor(OptimizerTraffic(parameters: part, bf16Copy: precision == .bf16), threads: threads)
+        let megabytes = Double(floor.traffic.bytes) / 1e6
+        let figures = MemoryLevel.allCases.map { level in
+            let seconds = floor.seconds(from: level)
+            return String(format: "%@ %.3f ms/step (%.0f GB/s)", level.source, seconds * 1e3, megabytes / seconds / 1e3)
+        }
+        print(String(format: "memory floor model %@ optimizer part %d parameters x %d threads, %@: %.2f MB per step (%.2f read, %.2f written); %@",
+                     arch.widthsDescription, part, threads, precision.rawValue, megabytes, Double(floor.traffic.bytesRead) / 1e6,
+                     Double(floor.traffic.bytesWritten) / 1e6, figures.joined(separator: ", ")))
     }
 }

@@ -100,12 +100,9 @@ public final class AdamState {
         if let bf16Copy {
             let copy = bf16Copy + range.lowerBound
             parallelFor(range.count, work: 4 * range.count) { part in
-                var start = part.lowerBound
-                while start < part.upperBound {
-                    let block = start..<min(start + 2048, part.upperBound)
+                forEachBlock(of: part) { block in
                     adam(block)
                     for i in block { copy[i] = bf16Bits(p[i]) }
-                    start = block.upperBound
                 }
             }
             return

@@ -3,6 +3,7 @@
 // deliberately broken collectives (FaultyCollective) makes them fail, so a broken MPI job cannot
 // pass its self-test.
 @testable import Collectives
+import CoreSupport
 import TestSupport
 @testable import Training
 import XCTest
@@ -20,10 +21,20 @@ final class JobCheckTests: XCTestCase {
     }
 
     /// 18 checks (collectives 6, 16-bit ring 6, agreement 2, sharded step 3 + 1), all passing, the
-    /// same on every rank; with a batch smaller than the rank count too (it is raised to it).
+    /// same on every rank, with a large batch and with one of a row or two per rank; a batch below
+    /// the rank count is refused by every rank alike (a rank without rows would check nothing).
     func testAllChecksPassOnOneToEightRanks() throws {
         for n in 1...8 {
             for batch in [37, 3] {
+                if batch < n {
+                    for (r, result) in runChecks(n, batch: batch).enumerated() {
+                        XCTAssertThrowsError(try result.get(), "n=\(n) batch \(batch): rank \(r) ran the checks") { error in
+                            XCTAssertEqual(error as? SettingError,
+                                           SettingError("batch_size", "\(batch) is smaller than the number of ranks (\(n))"), "rank \(r)")
+                        }
+                    }
+                    continue
+                }
                 let ranks = try runChecks(n, batch: batch).map { try $0.get() }
                 let outcomes = ranks[0].outcomes
                 XCTAssertEqual(outcomes.count, 18, "n=\(n) batch \(batch): \(outcomes.map(\.name))")
@@ -33,7 +44,7 @@ final class JobCheckTests: XCTestCase {
                     XCTAssertEqual(rank.progress, rank.outcomes, "n=\(n) batch \(batch): rank \(r)'s progress")
                 }
                 XCTAssertTrue(outcomes.contains { $0.name == "broadcast buffer from rank \(n - 1)" }, "\(outcomes.map(\.name))")
-                XCTAssertTrue(outcomes.contains { $0.name == "sync BatchNorm: sharded gradient = whole-batch gradient, bit for bit, batch \(max(batch, n))" },
+                XCTAssertTrue(outcomes.contains { $0.name == "sync BatchNorm: sharded gradient = whole-batch gradient, bit for bit, batch \(batch)" },
                               "\(outcomes.map(\.name))")
             }
         }

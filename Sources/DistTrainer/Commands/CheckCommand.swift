@@ -40,9 +40,11 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         try withMPIJob { mpi in
             setComputeThreads(1)
-            // Every rank knows both numbers, so every rank stops with the same line.
-            if batchSize < mpi.size {
-                throw TrainerError("--batch-size: \(batchSize) is smaller than the number of ranks (\(mpi.size))", agreed: true)
+            do {
+                try JobCheck.validate(batchSize: batchSize, ranks: mpi.size)
+            } catch let e as SettingError {
+                // Every rank refuses alike: one line, from rank 0.
+                throw TrainerError("--batch-size: \(e.problem)", agreed: true)
             }
             if mpi.rank == 0 { print("dist-trainer check: \(mpi.size) rank(s) on \(mpi.nodeCount) host(s)") }
             let outcomes = try JobCheck.runAll(collective: mpi, batchSize: batchSize) { o in

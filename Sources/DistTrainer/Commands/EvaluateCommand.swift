@@ -42,7 +42,6 @@ struct EvaluateCommand: ParsableCommand {
     func evaluateCheckpoint(mpi: MPICollective) throws {
         compute.apply(mpi)
         let loaded = try CheckpointAndData.load(checkpoint, flag: "--checkpoint", source: try data.source(), mpi: mpi)
-        let config = loaded.checkpoint.header.config
         let images = split == .test ? loaded.data.test : loaded.data.validation
         let network = loaded.network
         let classes = network.architecture.classCount

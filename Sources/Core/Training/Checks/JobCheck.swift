@@ -6,6 +6,7 @@
 // tolerance. The worst error over the job decides: a check passes only if it passes on every rank.
 // Printing is the command's job; network measurements (latency, bandwidth) are MPI's and live there.
 import Collectives
+import CoreSupport
 import Model
 
 /// One check's outcome over the whole job (the same on every rank).
@@ -20,20 +21,31 @@ public struct CheckOutcome: Equatable, Sendable {
 /// Runs the checks of `dist-trainer check` on `collective` (collective: every rank calls it).
 public struct JobCheck {
     let collective: Collective
-    /// Global batch of the sharded-step checks (raised to the rank count).
+    /// Global batch of the sharded-step checks (at least one row per rank).
     let batch: Int
     private var outcomes: [CheckOutcome] = []
 
-    public init(collective: Collective, batchSize: Int) {
+    /// Throws `validate`'s error for a batch below the rank count.
+    public init(collective: Collective, batchSize: Int) throws {
+        try JobCheck.validate(batchSize: batchSize, ranks: collective.size)
         self.collective = collective
-        batch = max(batchSize, collective.size)
+        batch = batchSize
+    }
+
+    /// Throws a SettingError ("batch_size") when `batchSize` is below `ranks`: a rank with no row
+    /// of the sharded step would check nothing. Every rank knows both numbers, so every rank
+    /// throws the same error and none is left waiting in a collective.
+    public static func validate(batchSize: Int, ranks: Int) throws {
+        guard batchSize >= ranks else {
+            throw SettingError("batch_size", "\(batchSize) is smaller than the number of ranks (\(ranks))")
+        }
     }
 
     /// Every check, in order: collectives, error agreement, the sharded step in both BatchNorm
     /// modes. `progress` is called on every rank as each outcome is known (rank 0 prints them).
     public static func runAll(collective: Collective, batchSize: Int,
                               progress: (CheckOutcome) -> Void = { _ in }) throws -> [CheckOutcome] {
-        var check = JobCheck(collective: collective, batchSize: batchSize)
+        var check = try JobCheck(collective: collective, batchSize: batchSize)
         var reported = 0
         func flush() {
             for outcome in check.outcomes[reported...] { progress(outcome) }

@@ -83,10 +83,12 @@ public final class Trainer {
         // share the weight-gradient operands or else read each other's gradients in place (the
         // sharded step only: a compressed allreduce works on copies, and every rank updates every
         // parameter). The gradients stay in a shared window either way: sharing the operands, a rank
-        // touches only its part of it, which measured 1.9 MB less peak memory than a private buffer. See Collective.sharedCopy for
-        // the rules of writing a shared copy, which `rewriteParameters` keeps.
+        // touches only its part of it, which measured 1.9 MB less peak memory than a private buffer.
+        // See Collective.sharedCopy for the rules of writing a shared copy, which `rewriteParameters`
+        // keeps.
         let sharing = config.gradientCompression == .none
-        let count = ParameterLayout(arch).count
+        let layout = ParameterLayout(arch)
+        let count = layout.count
         let sharedGradients = sharing ? try collective.sharedStorage(count: count) : nil
         let sharedParameters = sharing ? try collective.sharedCopy(count: count) : nil
         // bf16 values, two to a Float.
@@ -98,7 +100,7 @@ public final class Trainer {
         // (ShardedAdam.reduce), and no gradient is reduced.
         var sharedOperands: SharedProductOperands?
         if parametersShared && Network.usesBF16Products(precision: config.precision) {
-            let (layout, partition, firstRow) = (ParameterLayout(arch), ShardedAdam.partition(count: count, collective: collective), shard.lowerBound)
+            let (partition, firstRow) = (ShardedAdam.partition(count: count, collective: collective), shard.lowerBound)
             let values = SharedProductOperands.count(layout: layout, partition: partition, rows: config.batchSize)
             sharedOperands = try collective.sharedCopy(count: (values + 1) / 2).map {
                 SharedProductOperands(storage: UnsafeMutableRawPointer($0).bindMemory(to: UInt16.self, capacity: values), layout: layout,

@@ -36,7 +36,7 @@ extension Trainer {
         network.profile = profile
         defer { network.profile = nil }
         try timed(.forwardPasses, products: .forwardProducts) { try network.forwardTrain(ctx, collective: collective) }
-        timed(.loss) { network.lossAndGradient(ctx) }
+        _ = timed(.loss) { network.lossAndGradient(ctx) }
         try timed(.backwardPasses, products: .inputGradientProducts) { try network.backward(ctx, collective: collective) }
         return try timed(.exactSums, products: .weightGradientProducts) { try network.finishStep(ctx, collective: collective) }
     }
